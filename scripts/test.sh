@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Run the test suite on the CPU: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup_env.sh
+exec "$PY" -m pytest -q tests "$@"

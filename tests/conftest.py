@@ -1,0 +1,26 @@
+"""Shared test set-up: import the project from its checkout and keep runs small and CPU-bound."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / 'fixtures'
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope='session')
+def fixture_json():
+    """Load a reference fixture from tests/fixtures by file name."""
+    def load(name: str):
+        with open(FIXTURES / name) as f:
+            return json.load(f)
+    return load
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return ROOT

@@ -24,3 +24,12 @@ def fixture_json():
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def hub_dir(tmp_path, monkeypatch):
+    """An empty torch hub cache, so ImageNet weights come only from files a test puts there."""
+    import torch
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    monkeypatch.setattr(torch.hub, '_hub_dir', None)
+    return tmp_path

@@ -10,13 +10,6 @@ from ops.backbones import BACKBONES, build_backbone, imagenet_cache_path, inflat
 from ops.models import PAN
 
 
-@pytest.fixture
-def hub_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
-    monkeypatch.setattr(torch.hub, '_hub_dir', None)
-    return tmp_path
-
-
 def _place_weights(seed=0):
     """Put a resnet18 state_dict in the hub cache under torchvision's file name."""
     weights = BACKBONES['resnet18'].weights

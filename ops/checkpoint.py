@@ -91,3 +91,51 @@ def save_checkpoint(state: dict[str, Any], path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _align_shift_keys(state: dict, own: dict) -> dict:
+    """Rename ``.net`` keys between shifted and unshifted backbones (``conv1.net.weight`` <->
+    ``conv1.weight``), so a TSN checkpoint can seed a TSM model and back."""
+    aligned = {}
+    for k, v in state.items():
+        if k not in own and k.replace('.net', '') in own:
+            k = k.replace('.net', '')
+        elif k not in own:
+            shifted = [o for o in own if o.replace('.net', '') == k]
+            if len(shifted) == 1:
+                k = shifted[0]
+        aligned[k] = v
+    return aligned
+
+
+def is_classifier_key(key: str, model: nn.Module) -> bool:
+    """Whether ``key`` belongs to the classifier (VAP head, ``new_fc``, or the backbone's last layer)."""
+    last = getattr(getattr(model, 'base_model', None), 'last_layer_name', 'fc')
+    return key.startswith('new_fc.') or key.startswith(f'base_model.{last}.')
+
+
+def load_for_finetune(model: nn.Module, path: str, drop_classifier: bool) -> dict:
+    """Initialise ``model`` from a checkpoint of another run (``--tune_from``).
+
+    Loads every tensor whose name and shape fit; with ``drop_classifier`` (a different dataset)
+    the classifier is left as initialised. Returns ``{'loaded': [...], 'skipped': [...]}``;
+    raises when nothing but the classifier would be loaded.
+    """
+    own = model.state_dict()
+    state = _align_shift_keys(checkpoint_state_dict(read_checkpoint(path)), own)
+    loaded, skipped = [], []
+    for k, v in state.items():
+        if drop_classifier and is_classifier_key(k, model):
+            skipped.append(f'{k} (classifier of another dataset)')
+        elif k not in own:
+            skipped.append(f'{k} (not in this model)')
+        elif own[k].shape != v.shape:
+            skipped.append(f'{k} (shape {tuple(v.shape)} vs {tuple(own[k].shape)})')
+        else:
+            own[k] = v
+            loaded.append(k)
+    if not any(not is_classifier_key(k, model) for k in loaded):
+        raise CheckpointMismatchError(f'--tune_from {path}: no backbone weight fits this model\n'
+                                      + _listing('skipped', skipped))
+    model.load_state_dict(own)
+    return {'loaded': loaded, 'skipped': skipped}

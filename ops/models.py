@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ops.backbones import add_temporal_modelling, build_backbone, inflate_first_conv
 from ops.PAN_modules import PA, VAP
@@ -142,7 +143,7 @@ class PAN(nn.Module):
     def train(self, mode: bool = True) -> 'PAN':
         super().train(mode)
         if self._enable_pbn and mode:
-            bns = [m for m in self.base_model.modules() if isinstance(m, nn.BatchNorm2d)]
+            bns = [m for m in self.base_model.modules() if isinstance(m, _BatchNorm)]
             for m in bns[1:]:
                 m.eval()
                 m.weight.requires_grad_(False)
@@ -171,7 +172,7 @@ class PAN(nn.Module):
                 groups['lr5_weight' if self.fc_lr5 else 'normal_weight'].append(m.weight)
                 if m.bias is not None:
                     groups['lr10_bias' if self.fc_lr5 else 'normal_bias'].append(m.bias)
-            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            elif isinstance(m, _BatchNorm):  # SyncBatchNorm included
                 seen_bn += 1
                 if not self._enable_pbn or seen_bn == 1:
                     groups['BN scale/shift'].extend(params)

@@ -1,0 +1,281 @@
+"""What the data-preparation tools share: the data root, clean failures on missing inputs, frame
+counting, list and category files, and parallel frame extraction with PyAV.
+
+List files hold one line per video, ``<folder relative to the frames root> <num frames> <label>``;
+``category.txt`` holds one class name per line, the label being the 0-based line number.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from tqdm import tqdm
+
+DATA_ROOT_ENV = 'PAN_DATA_ROOT'
+# Where each dataset lives under the data root (the layout the dataset registry reads).
+STHV1_DIR = Path('something', 'v1')
+STHV1_FRAMES = '20bn-something-something-v1'
+STHV2_DIR = Path('something', 'v2')
+STHV2_VIDEOS = '20bn-something-something-v2'
+STHV2_FRAMES = '20bn-something-something-v2-frames'
+KINETICS_DIR = Path('kinetics')
+CATEGORY_FILE = 'category.txt'
+DIGITS_JPG = re.compile(r'^\d+\.jpg$')  # Something-Something frames: 00001.jpg / 000001.jpg
+IMG_JPG = re.compile(r'^img_\d+\.jpg$')  # Kinetics frames: img_00001.jpg
+VIDEO_EXTS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v')
+PARTIAL_SUFFIX = '.partial'
+Entry = tuple[str, int, int]  # a list-file line: (folder, num frames, label)
+MAX_NAMES_SHOWN = 20
+DEFAULT_QUALITY = 90  # JPEG quality of extracted frames
+
+
+class PrepError(Exception):
+    """A bad or missing input; the tools print its message and exit with status 2."""
+
+
+def data_root(root_path: str | None) -> Path:
+    """The data root: ``root_path`` if given, else ``$PAN_DATA_ROOT``, else ``./data``."""
+    return Path(root_path or os.environ.get(DATA_ROOT_ENV) or 'data')
+
+
+def new_parser(doc: str) -> argparse.ArgumentParser:
+    """A tool's argument parser: ``doc`` as its help text, and ``--root_path``, the data root every
+    default path hangs from."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--root_path', default=None,
+                        help=f'data root (default: ${DATA_ROOT_ENV}, else ./data)')
+    return parser
+
+
+def list_name(split: str) -> str:
+    """File name of a split's list: ``train_videofolder.txt`` etc."""
+    return f'{split}_videofolder.txt'
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else a PrepError naming it and what it should be."""
+    if not path.is_file():
+        raise PrepError(f'{what} not found: {path}')
+    return path
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a directory, else a PrepError naming it and what it should be."""
+    if not path.is_dir():
+        raise PrepError(f'{what} not found (no such directory): {path}')
+    return path
+
+
+def run_cli(body: Callable[[], object]) -> int:
+    """Run a tool's body and return its exit status: the body's own if it returns an int (not a
+    bool), else 0; a PrepError becomes one ``error:`` line on stderr and status 2."""
+    try:
+        result = body()
+        return result if type(result) is int else 0
+    except PrepError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+
+def count_frames(folder: Path, pattern: re.Pattern = DIGITS_JPG) -> int:
+    """Number of frame files (names matching ``pattern``) in ``folder``; 0 if it does not exist."""
+    try:
+        with os.scandir(folder) as it:
+            return sum(1 for e in it if pattern.match(e.name) and e.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write ``lines`` to ``path`` through a temporary file, so a crash never leaves half a list."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.writelines(f'{line}\n' for line in lines)
+    os.replace(tmp, path)
+
+
+def write_categories(path: Path, names: Sequence[str]) -> None:
+    """``category.txt``: one class name per line, the label index being the line number."""
+    write_lines(path, names)
+
+
+def write_list(path: Path, entries: Sequence[Entry]) -> None:
+    """A list file of ``(folder, num_frames, label)`` entries."""
+    write_lines(path, (f'{folder} {num} {label}' for folder, num, label in entries))
+    print(f'wrote {path} ({len(entries)} videos)')
+
+
+def collect_entries(videos: Sequence[tuple[str, int]], frames_dir: Path, source: str,
+                    pattern: re.Pattern = DIGITS_JPG) -> list[Entry]:
+    """``(folder, num_frames, label)`` for each ``(folder, label)`` whose frame folder under
+    ``frames_dir`` holds frames; the others are reported on stderr (``source`` names the annotation
+    file they come from) and skipped, since real downloads always miss a few videos."""
+    entries, missing = [], []
+    for folder, label in tqdm(videos, desc=f'counting frames ({Path(source).name})', unit='video',
+                              leave=False, disable=None):
+        num = count_frames(frames_dir / folder, pattern)
+        if num:
+            entries.append((folder, num, label))
+        else:
+            missing.append(folder)
+    report_skipped(missing, f'of the {len(videos)} videos in {source} have no frames under {frames_dir}')
+    return entries
+
+
+def report_skipped(names: Sequence[str], why: str) -> None:
+    """One warning on stderr listing (the first few) ``names``, if there are any."""
+    if names:
+        shown = ', '.join(names[:MAX_NAMES_SHOWN]) + (', ...' if len(names) > MAX_NAMES_SHOWN else '')
+        print(f'warning: {len(names)} {why}; skipped: {shown}', file=sys.stderr)
+
+
+def write_dataset(out_dir: Path, categories: Sequence[str], lists: dict[str, Sequence[Entry]],
+                  frames_dir: Path, how_to_make: str) -> None:
+    """Write ``out_dir/category.txt`` and ``out_dir/<split>_videofolder.txt`` for each split.
+
+    A PrepError (and nothing written) when no list got a single video: the frames are elsewhere or
+    not extracted yet (``how_to_make`` says how to get them).
+    """
+    if not any(lists.values()):
+        raise PrepError(f'no frame folder found for any annotated video under {frames_dir}; '
+                        f'{how_to_make}, or pass the right frames directory')
+    write_categories(out_dir / CATEGORY_FILE, categories)
+    for split, entries in lists.items():
+        write_list(out_dir / list_name(split), entries)
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame extraction
+
+
+@dataclass(frozen=True)
+class ExtractJob:
+    """One video to turn into ``out_dir/<name_template.format(i)>`` frames, i = 1, 2, ...
+
+    ``resize`` is ``('height', n)`` (height n, width keeping the aspect ratio) or
+    ``('short_side', n)``.
+    """
+    video: str
+    out_dir: str
+    name_template: str
+    resize: tuple[str, int]
+    quality: int = DEFAULT_QUALITY
+
+
+def scaled_size(width: int, height: int, resize: tuple[str, int]) -> tuple[int, int]:
+    """(width, height) after resizing per ``resize`` (see :class:`ExtractJob`), aspect kept."""
+    rule, target = resize
+    if rule == 'short_side' and width < height:
+        return target, max(1, round(height * target / width))
+    if rule in ('height', 'short_side'):
+        return max(1, round(width * target / height)), target
+    raise ValueError(f'unknown resize rule {rule!r}')
+
+
+def partial_dir(out_dir: Path) -> Path:
+    """Where a video's frames are written before they are complete (hidden, beside the final one)."""
+    return out_dir.with_name(f'.{out_dir.name}{PARTIAL_SUFFIX}')
+
+
+def extract_frames(job: ExtractJob) -> int:
+    """Decode ``job.video`` with PyAV and write every frame as a JPEG; return the frame count.
+
+    Frames go to a hidden partial folder renamed to ``job.out_dir`` only once all are written, so
+    the final folder existing is the completion marker: a crash leaves only the partial folder,
+    which the next run removes and redoes. Raises on any decoding error (the folder is removed).
+    """
+    import av  # imported here so the label tools do not pay for it
+
+    out_dir = Path(job.out_dir)
+    tmp = partial_dir(out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        count = 0
+        with av.open(job.video) as container:
+            if not container.streams.video:
+                raise ValueError('no video stream')
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                w, h = scaled_size(frame.width, frame.height, job.resize)
+                image = frame.to_image(width=w, height=h, interpolation='BICUBIC')
+                count += 1
+                image.save(tmp / job.name_template.format(count), quality=job.quality)
+        if count == 0:
+            raise ValueError('no frame could be decoded')
+        os.replace(tmp, out_dir)
+        return count
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _extract_or_error(job: ExtractJob) -> tuple[str, str | None]:
+    """(video, None) on success, (video, error message) on failure: workers never raise."""
+    try:
+        extract_frames(job)
+        return job.video, None
+    except Exception as e:  # any decoding failure is reported at the end, not fatal
+        return job.video, f'{type(e).__name__}: {e}'
+
+
+def find_videos(video_dir: Path, exts: Sequence[str] = VIDEO_EXTS) -> list[Path]:
+    """Every video file under ``video_dir`` (any depth), sorted; a PrepError if there is none."""
+    require_dir(video_dir, 'video folder')
+    exts = tuple(e.lower() for e in exts)
+    videos = sorted(p for p in video_dir.rglob('*') if p.suffix.lower() in exts and p.is_file())
+    if not videos:
+        raise PrepError(f'no video file ({", ".join(exts)}) found under {video_dir}')
+    return videos
+
+
+def run_extraction(jobs: Sequence[ExtractJob], workers: int, desc: str = 'extracting') -> int:
+    """Extract ``jobs`` whose output folder does not exist yet, in ``workers`` processes.
+
+    Returns the exit status: 0 when every video is done, 1 when some failed (they are listed on
+    stderr at the end; the others are still extracted).
+    """
+    todo = [j for j in jobs if not Path(j.out_dir).is_dir()]
+    if len(todo) < len(jobs):
+        print(f'{len(jobs) - len(todo)} of {len(jobs)} videos already extracted, skipped')
+    failed: list[tuple[str, str]] = []
+    if workers <= 1 or len(todo) <= 1:
+        results: Iterable = map(_extract_or_error, todo)
+        pool = None
+    else:  # started before the bar's monitor thread exists, so no thread is forked
+        pool = multiprocessing.Pool(min(workers, len(todo)))
+        results = pool.imap_unordered(_extract_or_error, todo)
+    bar = tqdm(total=len(todo), desc=desc, unit='video', disable=None)
+    try:
+        for video, error in results:
+            if error is not None:
+                failed.append((video, error))
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    print(f'extracted {len(todo) - len(failed)} videos, {len(failed)} failed')
+    if failed:
+        print(f'{len(failed)} videos failed:', file=sys.stderr)
+        for video, error in sorted(failed):
+            print(f'  {video}: {error}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_extraction_args(parser: argparse.ArgumentParser) -> None:
+    """The options both frame extractors take."""
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                        help='parallel processes (default: number of CPUs)')
+    parser.add_argument('--quality', type=int, default=DEFAULT_QUALITY,
+                        help=f'JPEG quality 1..95 (default {DEFAULT_QUALITY})')

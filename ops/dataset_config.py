@@ -1,0 +1,180 @@
+"""Dataset registry: classes, list files, frame folders and frame names of each dataset.
+
+Everything lives under one data root: ``--root_path`` if given, else ``$PAN_DATA_ROOT``, else
+``./data``. The layout is the TSM one::
+
+    <root>/something/v1/20bn-something-something-v1/<video>/00001.jpg   frames ({:05d}.jpg)
+    <root>/something/v1/{train,val}_videofolder.txt                    list files
+    <root>/something/v1/category.txt                                   class names, one a line
+    <root>/something/v2/20bn-something-something-v2-frames/<video>/000001.jpg  ({:06d}.jpg)
+    <root>/something/v2/{train,val}_videofolder.txt, category.txt
+    <root>/jester/20bn-jester-v1/<video>/00001.jpg, jester/{train,val}_videofolder.txt, category.txt
+    <root>/kinetics/images/<video>/img_00001.jpg, kinetics/labels/{train,val}_videofolder.txt,
+                                                  kinetics/labels/category.txt
+    <root>/ucf101/images/<video>/img_00001.jpg, ucf101/file_list/ucf101_rgb_{train,val}_split_1.txt,
+                                                ucf101/category.txt
+    <root>/hmdb51/images/<video>/img_00001.jpg, hmdb51/file_list/hmdb51_rgb_{train,val}_split_1.txt,
+                                                hmdb51/category.txt
+    <root>/synthetic/frames/<video>/00001.jpg, synthetic/{train,val}_videofolder.txt,
+                                               synthetic/category.txt   (tools/gen_synthetic.py)
+
+A list file has one ``<video folder or video file> <num frames> <label>`` line per video; the
+path is relative to the frame folder above (video files: ``num frames`` may be 0). Class counts
+are fixed except for ``synthetic``, whose count is the length of its category.txt.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_ROOT = 'PAN_DATA_ROOT'
+DEFAULT_ROOT = './data'
+
+
+class DatasetFilesError(FileNotFoundError):
+    """Files a dataset needs are missing; the message names each path and how to create it."""
+
+
+@dataclass(frozen=True)
+class _Spec:
+    num_class: int | None  # None: count the lines of category.txt
+    frames: str
+    train_list: str
+    val_list: str
+    categories: str
+    image_tmpl: str
+    flip: bool
+    make_frames: str
+    make_lists: str
+
+
+_NO_LIST_TOOL = ('no tool in this project; write one "<video folder> <num frames> <label>" line per video '
+                 '(see the README)')
+_NO_FRAME_TOOL = 'no tool in this project; extract frames as img_00001.jpg, ... per video (see the README)'
+_SYNTH = 'python tools/gen_synthetic.py --root_path <root>'
+_SPECS: dict[str, _Spec] = {
+    'something': _Spec(174, 'something/v1/20bn-something-something-v1', 'something/v1/train_videofolder.txt',
+                       'something/v1/val_videofolder.txt', 'something/v1/category.txt', '{:05d}.jpg', False,
+                       'the official Something-Something V1 download (it ships JPEG frames)',
+                       'python tools/gen_label_sthv1.py'),
+    'somethingv2': _Spec(174, 'something/v2/20bn-something-something-v2-frames',
+                         'something/v2/train_videofolder.txt', 'something/v2/val_videofolder.txt',
+                         'something/v2/category.txt', '{:06d}.jpg', False,
+                         'python tools/vid2img_sthv2.py', 'python tools/gen_label_sthv2.py'),
+    'jester': _Spec(27, 'jester/20bn-jester-v1', 'jester/train_videofolder.txt', 'jester/val_videofolder.txt',
+                    'jester/category.txt', '{:05d}.jpg', False,
+                    'the official Jester download (it ships JPEG frames)', _NO_LIST_TOOL),
+    'kinetics': _Spec(400, 'kinetics/images', 'kinetics/labels/train_videofolder.txt',
+                      'kinetics/labels/val_videofolder.txt', 'kinetics/labels/category.txt', 'img_{:05d}.jpg',
+                      True, 'python tools/vid2img_kinetics.py', 'python tools/gen_label_kinetics.py'),
+    'ucf101': _Spec(101, 'ucf101/images', 'ucf101/file_list/ucf101_rgb_train_split_1.txt',
+                    'ucf101/file_list/ucf101_rgb_val_split_1.txt', 'ucf101/category.txt', 'img_{:05d}.jpg',
+                    True, _NO_FRAME_TOOL, _NO_LIST_TOOL),
+    'hmdb51': _Spec(51, 'hmdb51/images', 'hmdb51/file_list/hmdb51_rgb_train_split_1.txt',
+                    'hmdb51/file_list/hmdb51_rgb_val_split_1.txt', 'hmdb51/category.txt', 'img_{:05d}.jpg',
+                    True, _NO_FRAME_TOOL, _NO_LIST_TOOL),
+    # the classes of the synthetic set are motion directions, so flipping would change labels
+    'synthetic': _Spec(None, 'synthetic/frames', 'synthetic/train_videofolder.txt',
+                       'synthetic/val_videofolder.txt', 'synthetic/category.txt', '{:05d}.jpg', False,
+                       _SYNTH, _SYNTH),
+}
+
+
+def known_datasets() -> list[str]:
+    """Names :func:`get_dataset_info` accepts."""
+    return list(_SPECS)
+
+
+def data_root(root_path: str | os.PathLike | None = None) -> Path:
+    """``root_path`` if given, else ``$PAN_DATA_ROOT``, else ``./data``."""
+    chosen = root_path if root_path not in (None, '') else (os.environ.get(ENV_ROOT) or DEFAULT_ROOT)
+    return Path(chosen).expanduser()
+
+
+@dataclass
+class DatasetInfo:
+    """Where one dataset's files are and how to read them.
+
+    ``flip`` is False where labels depend on direction (something, somethingv2, jester, synthetic).
+    ``make`` maps each file role (``frames``, ``lists``) to how the user creates it.
+    """
+    name: str
+    num_class: int
+    frames_root: Path
+    train_list: Path
+    val_list: Path
+    category_file: Path | None
+    image_tmpl: str
+    flip: bool
+    root: Path = Path(DEFAULT_ROOT)
+    make: dict[str, str] = field(default_factory=dict)
+
+
+def read_categories(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line (label = line number from 0). Trailing blank lines are ignored;
+    a blank line among the names is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetFilesError(f'missing category file: {path}')
+    names = [line.strip() for line in path.read_text(encoding='utf-8').splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    blank = [i + 1 for i, n in enumerate(names) if not n]
+    if blank:
+        raise ValueError(f'{path}: blank class name on line(s) {blank[:5]}')
+    if not names:
+        raise ValueError(f'{path}: no class names')
+    return names
+
+
+def _missing_message(what: str, path: Path, how: str) -> str:
+    return f'  {what}: {path}\n    create it with: {how}'
+
+
+def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
+                     train_list: str | os.PathLike | None = None, val_list: str | os.PathLike | None = None,
+                     frames_root: str | os.PathLike | None = None) -> DatasetInfo:
+    """The registry entry of ``name`` with paths under :func:`data_root`. ``train_list``,
+    ``val_list`` and ``frames_root`` replace the dataset's defaults (e.g. ``--train_list``).
+
+    Unknown names raise ValueError listing the known ones. ``synthetic`` reads its class count
+    from its category.txt, so that file must exist (DatasetFilesError naming the generator).
+    """
+    if name not in _SPECS:
+        raise ValueError(f'unknown dataset {name!r}; known datasets: {", ".join(_SPECS)}')
+    spec, root = _SPECS[name], data_root(root_path)
+    categories = root / spec.categories
+    num_class = spec.num_class
+    if num_class is None:
+        if not categories.is_file():
+            raise DatasetFilesError(f'dataset {name!r} is missing files:\n'
+                                    + _missing_message('category file', categories, spec.make_lists))
+        num_class = len(read_categories(categories))
+    return DatasetInfo(
+        name=name, num_class=num_class,
+        frames_root=Path(frames_root) if frames_root else root / spec.frames,
+        train_list=Path(train_list) if train_list else root / spec.train_list,
+        val_list=Path(val_list) if val_list else root / spec.val_list,
+        category_file=categories, image_tmpl=spec.image_tmpl, flip=spec.flip, root=root,
+        make={'frames': spec.make_frames, 'lists': spec.make_lists})
+
+
+def check_dataset_files(info: DatasetInfo, splits: tuple[str, ...] = ('train', 'val'),
+                        need_categories: bool = False) -> None:
+    """Raise DatasetFilesError naming every missing path of ``info`` (the frame folder, the list
+    files of ``splits``, and the category file if ``need_categories``) with the tool that
+    creates it."""
+    problems = []
+    if not info.frames_root.is_dir():
+        problems.append(_missing_message('frame folder', info.frames_root, info.make.get('frames', '?')))
+    for split in splits:
+        path = {'train': info.train_list, 'val': info.val_list}[split]
+        if not path.is_file():
+            problems.append(_missing_message(f'{split} list', path, info.make.get('lists', '?')))
+    if need_categories and info.category_file is not None and not info.category_file.is_file():
+        problems.append(_missing_message('category file', info.category_file, info.make.get('lists', '?')))
+    if problems:
+        raise DatasetFilesError(f'dataset {info.name!r} (data root {info.root}) is missing files:\n'
+                                + '\n'.join(problems)
+                                + f'\n  (set the root with --root_path or ${ENV_ROOT})')

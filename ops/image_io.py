@@ -1,0 +1,66 @@
+"""Reading one extracted frame: as a PIL image (release-compatible transforms) or as a uint8
+tensor ``(H, W, 3)`` for the fast pipeline.
+
+JPEG files are decoded by torchvision's libjpeg-turbo decoder straight from their bytes (faster
+than ``Image.open().convert()``, which unpacks to RGBX and converts, and pixel-identical to it);
+anything else (PNG, JPEGs the decoder refuses) goes through PIL. Every failure is a
+:class:`FrameReadError` naming the file.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+try:  # torchvision 0.29 (pinned) deprecates its image codecs in favour of TorchCodec
+    from torchvision.io import ImageReadMode, decode_jpeg
+except ImportError:  # pragma: no cover - a later torchvision: PIL decodes everything
+    decode_jpeg = None
+
+_JPEG_MAGIC = b'\xff\xd8'
+
+
+class FrameReadError(OSError):
+    """A frame file is missing, empty or cannot be decoded; the message names the file."""
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FrameReadError(f'missing frame: {path}') from None
+    except OSError as e:
+        raise FrameReadError(f'cannot read frame {path}: {e}') from None
+    if not data:
+        raise FrameReadError(f'empty frame file: {path}')
+    return data
+
+
+def _pil_rgb(data: bytes, path: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        return img.convert('RGB')  # convert() forces the full decode, so truncation fails here
+    except Exception as e:  # PIL raises several types for bad data
+        raise FrameReadError(f'cannot decode frame {path}: {e}') from None
+
+
+def read_frame_pil(path: str) -> Image.Image:
+    """The frame as a loaded RGB PIL image (the file is closed)."""
+    return _pil_rgb(_read_bytes(path), path)
+
+
+def read_frame_uint8(path: str) -> torch.Tensor:
+    """The frame as a contiguous uint8 tensor ``(H, W, 3)``, RGB."""
+    data = _read_bytes(path)
+    if decode_jpeg is not None and data[:2] == _JPEG_MAGIC:
+        try:
+            # decode_jpeg returns a (3, H, W) view of (H, W, 3) memory: permuting back is free
+            chw = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+            hwc = chw.permute(1, 2, 0)
+            return hwc if hwc.is_contiguous() else hwc.contiguous()
+        except RuntimeError:
+            pass  # e.g. truncated or unusual JPEG: let PIL decide, it names the problem
+    return torch.from_numpy(np.array(_pil_rgb(data, path)))

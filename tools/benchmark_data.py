@@ -1,0 +1,216 @@
+"""How fast is the data path? Clips per second of PANDataSet with the straightforward per-frame
+PIL pipeline (the release's Group* transforms: open and convert each JPEG, crop and resize frame
+by frame, stack, normalise) and with the project's fast pipeline (each distinct frame decoded once
+from its bytes, one slice crop and one resize for the whole clip, one fused normalisation).
+
+    python tools/benchmark_data.py [--sizes 176x100 340x256] [--videos 8] [--frames 40]
+                                   [--segments 8] [--length 4] [--clips 48] [--workers 2]
+                                   [--repeats 3]
+
+Frames are generated in a temporary folder, or in --out_dir: a random smooth texture drifting
+over time with a little noise, saved at PIL's default JPEG quality (75), which gives file sizes
+like those of real extracted frames (about 4-5 KB at 176x100, 19 KB at 340x256; the mean is
+printed). Both pipelines run on the same clips (training: multi-scale crop and flip; validation:
+scale and centre crop), in one process and through a DataLoader with --workers processes. The
+table gives clips/s (best of --repeats), their ratio, and the largest difference between the two
+outputs in grey levels (1 = 1/255). With workers, two more columns: 'fast u8', the fast pipeline
+shipping uint8 clips that the main process normalises per batch (normalize=False +
+normalize_uint8_batch), and 'floor', what the DataLoader alone achieves when the dataset returns
+a ready-made float clip: the cost of moving float clips between processes, which bounds both
+float pipelines.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ops.dataset import PANDataSet  # noqa: E402
+from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch  # noqa: E402
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+TEMPLATE = '{:05d}.jpg'
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``'176x100'`` -> ``(176, 100)`` (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size must look like 176x100, got {text!r}') from None
+    return w, h
+
+
+def make_frames(root: Path, size: tuple[int, int], videos: int, frames: int, seed: int = 0) -> Path:
+    """Write ``videos`` folders of ``frames`` JPEGs (quality 75) of a random smooth texture that
+    drifts over time, and a list file; returns the list file."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    lines = []
+    for v in tqdm(range(videos), desc=f'frames {w}x{h}', leave=False):
+        coarse = rng.uniform(0, 255, (h // 8 + 4, w // 8 + 4 + frames, 3)).astype(np.uint8)
+        field = np.asarray(Image.fromarray(coarse).resize((coarse.shape[1] * 8, coarse.shape[0] * 8),
+                                                          Image.BICUBIC), dtype=np.float32)
+        folder = root / f'{w}x{h}' / f'video{v:03d}'
+        folder.mkdir(parents=True, exist_ok=True)
+        for t in range(frames):
+            img = field[:h, 2 * t:2 * t + w] + rng.normal(0, 3, (h, w, 3))
+            frame = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+            frame.save(folder / TEMPLATE.format(t + 1), quality=75)
+        lines.append(f'video{v:03d} {frames} {v % 4}')
+    list_file = root / f'{w}x{h}' / 'list.txt'
+    list_file.write_text('\n'.join(lines) + '\n')
+    return list_file
+
+
+def clips_per_second_single(dataset: PANDataSet, clips: int) -> float:
+    """Items per second of indexing the dataset in this process."""
+    dataset[0]  # warm-up (first decode, allocator)
+    start = time.perf_counter()
+    for k in range(clips):
+        dataset[k % len(dataset)]
+    return clips / (time.perf_counter() - start)
+
+
+def clips_per_second_loader(dataset: Dataset, clips: int, workers: int, batch: int,
+                            after: Callable[[torch.Tensor], object] = lambda x: x) -> float:
+    """Throughput after the first batch (so worker start-up is not counted); ``after`` runs on
+    each batch in the main process (the uint8 variant normalises there)."""
+    loader = DataLoader(dataset, batch_size=batch, num_workers=workers,
+                        sampler=[k % len(dataset) for k in range(clips + batch)])
+    it = iter(loader)
+    next(it)
+    start, seen = time.perf_counter(), 0
+    for x, _ in it:
+        after(x)
+        seen += x.shape[0]
+    return seen / (time.perf_counter() - start)
+
+
+class _ReadyMade(Dataset):
+    """Returns the same tensor for every item: the DataLoader's own cost for clips of that shape."""
+
+    def __init__(self, clip: torch.Tensor, length: int) -> None:
+        self.clip, self.length = clip, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.clip.clone(), 0
+
+
+def max_difference(slow: PANDataSet, fast: PANDataSet, clips: int) -> float:
+    """Largest |slow - fast| over ``clips`` identically seeded items, in grey levels."""
+    std = torch.tensor(STD)
+    worst = 0.0
+    for k in range(clips):
+        outs = []
+        for ds in (slow, fast):
+            random.seed(k)
+            torch.manual_seed(k)
+            outs.append(ds[k % len(ds)][0])
+        diff = (outs[0] - outs[1]).abs().view(-1, 3, *outs[0].shape[-2:]).amax(dim=(0, 2, 3))
+        worst = max(worst, float((diff * std * 255).max()))
+    return worst
+
+
+def benchmark_pipeline(list_file: Path, train: bool, args: argparse.Namespace) -> list[dict]:
+    """Rows of the table for one frame size and one pipeline (train or val)."""
+    scale = args.crop * 256 // 224
+
+    def dataset(fast: bool, normalize: bool = True) -> PANDataSet:
+        if train:
+            transform = build_train_transform(args.crop, MEAN, STD, flip=True, fast=fast, normalize=normalize)
+        else:
+            transform = build_val_transform(args.crop, scale, MEAN, STD, fast=fast, normalize=normalize)
+        return PANDataSet(list_file.parent, list_file, num_segments=args.segments, new_length=args.length,
+                          modality='Lite' if args.length > 1 else 'RGB', image_tmpl=TEMPLATE,
+                          transform=transform, random_shift=train)
+
+    def best(measures: dict[str, Callable[[], float]]) -> dict[str, float]:
+        """Best of --repeats rounds, the candidates interleaved so a drifting load hits all alike."""
+        rounds = [{name: measure() for name, measure in measures.items()} for _ in range(args.repeats)]
+        return {name: max(r[name] for r in rounds) for name in measures}
+
+    slow, fast = dataset(False), dataset(True)
+    common = {'pipeline': 'train' if train else 'val',
+              'diff': max_difference(slow, fast, min(args.clips, 16))}
+    rows = [dict(common, setting='1 process', **best({
+        'pil': lambda: clips_per_second_single(slow, args.clips),
+        'fast': lambda: clips_per_second_single(fast, args.clips)}))]
+    if args.workers > 0:
+        def loader(ds, after=lambda x: x):
+            return lambda: clips_per_second_loader(ds, args.clips, args.workers, args.batch, after)
+        fast_u8 = dataset(True, normalize=False)
+        rows.append(dict(common, setting=f'{args.workers} workers', **best({
+            'pil': loader(slow), 'fast': loader(fast),
+            'u8': loader(fast_u8, lambda x: normalize_uint8_batch(x, MEAN, STD)),
+            'floor': loader(_ReadyMade(fast[0][0], len(fast)))})))
+    return rows
+
+
+def print_table(rows: list[dict], kbytes: dict, args: argparse.Namespace) -> None:
+    print(f'\nclips of {args.segments} segments x {args.length} frames -> {args.crop}x{args.crop}, '
+          f'torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; mean JPEG size: '
+          + ', '.join(f'{w}x{h} {kb:.1f} KB' for (w, h), kb in kbytes.items()))
+    header = (f'{"frames":>8} {"pipeline":>8} {"setting":>10} {"PIL clips/s":>12} {"fast clips/s":>13} '
+              f'{"speed-up":>9} {"max diff":>9} {"fast u8":>8} {"speed-up":>9} {"floor":>7}')
+    print(header)
+    print('-' * len(header))
+    for r in rows:
+        extra = (f'{r["u8"]:8.1f} {r["u8"] / r["pil"]:8.2f}x {r["floor"]:7.1f}' if 'u8' in r
+                 else f'{"-":>8} {"-":>9} {"-":>7}')
+        print(f'{r["size"]:>8} {r["pipeline"]:>8} {r["setting"]:>10} {r["pil"]:12.1f} {r["fast"]:13.1f} '
+              f'{r["fast"] / r["pil"]:8.2f}x {r["diff"]:9.3f} {extra}')
+    print('max diff: largest |PIL - fast| over the compared clips, in grey levels (1.0 = 1/255)\n'
+          'fast u8: the fast pipeline shipping uint8 clips, normalised per batch in the main process\n'
+          'floor: clips/s of the DataLoader alone, shipping ready-made float clips of the same size')
+
+
+def main(argv: list[str] | None = None) -> None:
+    intro, usage, details = __doc__.split('\n\n', 2)
+    p = argparse.ArgumentParser(description=intro, epilog=details,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--sizes', type=parse_size, nargs='+', default=[(176, 100), (340, 256)],
+                   help='frame sizes WxH to generate (default: 176x100 340x256)')
+    p.add_argument('--videos', type=int, default=8, help='videos per size')
+    p.add_argument('--frames', type=int, default=40, help='frames per video')
+    p.add_argument('--segments', type=int, default=8)
+    p.add_argument('--length', type=int, default=4, help='frames per segment (4: Lite / PA)')
+    p.add_argument('--crop', type=int, default=224, help='network input size')
+    p.add_argument('--clips', type=int, default=48, help='clips timed per measurement')
+    p.add_argument('--repeats', type=int, default=3, help='measurements per figure; the best is shown')
+    p.add_argument('--workers', type=int, default=2, help='DataLoader workers (0: skip that row)')
+    p.add_argument('--batch', type=int, default=4, help='DataLoader batch size')
+    p.add_argument('--pipelines', nargs='+', choices=['train', 'val'], default=['train', 'val'])
+    p.add_argument('--out_dir', type=str, default=None, help='where to write frames (default: a temp dir)')
+    args = p.parse_args(argv)
+
+    rows, kbytes = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out_dir or tmp)
+        for size in args.sizes:
+            list_file = make_frames(root, size, args.videos, args.frames)
+            jpegs = list(list_file.parent.glob('*/*.jpg'))
+            kbytes[size] = sum(j.stat().st_size for j in jpegs) / len(jpegs) / 1024
+            for pipe in tqdm(args.pipelines, desc=f'{size[0]}x{size[1]}', leave=False):
+                rows += [dict(r, size=f'{size[0]}x{size[1]}')
+                         for r in benchmark_pipeline(list_file, pipe == 'train', args)]
+    print_table(rows, kbytes, args)
+
+
+if __name__ == '__main__':
+    main()

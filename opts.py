@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--lr', '--learning-rate', default=0.001, type=float)
     g.add_argument('--lr_type', default='step', type=str, choices=['step', 'cos'])
     g.add_argument('--lr_steps', default=[50, 100], type=float, nargs='+', help='epochs to decay lr by 10')
+    g.add_argument('--optimizer', default='sgd', choices=['sgd', 'adamw'],
+                   help='sgd as released; adamw for training from scratch on small data (--momentum is its beta1)')
     g.add_argument('--momentum', default=0.9, type=float)
     g.add_argument('--weight-decay', '--wd', default=5e-4, type=float)
     g.add_argument('--clip-gradient', '--gd', default=20, type=float, help='gradient norm clipping (0: off)')

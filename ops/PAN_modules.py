@@ -71,8 +71,10 @@ class PA(nn.Module):
             return torch.linalg.vector_norm(diff, dim=2)
         delta = (frames[:, 1:] - frames[:, :-1]).reshape(-1, 3, h, w)
         delta = delta.contiguous(memory_format=torch.channels_last)
-        # The eps of the distance rides along as the conv's bias: no extra pass over memory.
-        eps = self.shallow_conv.weight.new_full((8,), PA_EPS)
+        # The eps of the distance rides along as the conv's bias: no extra pass over memory. The
+        # conv's own bias cancels in the difference; it stays in the graph (with a zero gradient) so
+        # that DistributedDataParallel sees every parameter used.
+        eps = self.shallow_conv.bias * 0 + PA_EPS
         feats = F.conv2d(delta, self.shallow_conv.weight, eps, stride=1, padding=3)
         # Channels-last makes the 8 values of a pixel contiguous, so the reduction streams.
         dist = torch.linalg.vector_norm(feats, dim=1)

@@ -6,11 +6,23 @@ import math
 import torch
 
 
-def build_optimizer(policies: list[dict], lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
-    """SGD whose groups keep their ``lr_mult`` / ``decay_mult`` (from ``get_optim_policies``).
-    Empty groups are kept so the group order stays the release's."""
+OPTIMIZERS = ('sgd', 'adamw')
+
+
+def build_optimizer(policies: list[dict], lr: float, momentum: float, weight_decay: float,
+                    kind: str = 'sgd') -> torch.optim.Optimizer:
+    """SGD (the release's) or AdamW over the groups of ``get_optim_policies``, each keeping its
+    ``lr_mult`` / ``decay_mult``. Empty groups are kept so the group order stays the release's.
+
+    AdamW is for training from scratch on small data (the CPU quick start), where SGD at the
+    release's fine-tuning learning rates does not get going in a few hundred steps.
+    """
     groups = [{**g, 'lr': lr * g['lr_mult'], 'weight_decay': weight_decay * g['decay_mult']} for g in policies]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if kind == 'sgd':
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if kind == 'adamw':
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got '{kind}'")
 
 
 def lr_at_epoch(epoch: int, base_lr: float, lr_type: str, lr_steps: list[float], epochs: int) -> float:

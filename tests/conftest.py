@@ -33,3 +33,25 @@ def hub_dir(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
     monkeypatch.setattr(torch.hub, '_hub_dir', None)
     return tmp_path
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory) -> Path:
+    """A data root with a tiny synthetic dataset: 16 train and 8 val videos of 8 frames, 32x32."""
+    import subprocess
+    root = tmp_path_factory.mktemp('data')
+    subprocess.run([sys.executable, 'tools/gen_synthetic.py', '--root_path', str(root), '--num_videos', '16',
+                    '--num_val', '8', '--num_frames', '8', '--size', '32x32'], cwd=ROOT, check=True,
+                   capture_output=True)
+    return root
+
+
+def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check: bool = True):
+    """Run an entry point (main.py, test_models.py, a tool) in a subprocess on one CPU thread."""
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=workdir, capture_output=True,
+                            text=True, timeout=timeout, env=env)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

@@ -1,0 +1,62 @@
+"""Wiring of the data stages for the entry points: registry entry -> checked files -> dataset
+with the project's clip pipeline for training, validation or multi-view testing.
+
+Clips leave the loader as uint8 (a quarter of the bytes of float clips between processes and to
+the GPU); :func:`to_model_input` normalises a batch on the device it is computed on.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ops.dataset import PANDataSet
+from ops.dataset_config import DatasetInfo, check_dataset_files, get_dataset_info
+from ops.transforms import build_test_transform, build_train_transform, build_val_transform, normalize_uint8_batch
+
+
+def resolve_dataset(dataset: str, root_path: str | None = None, train_list: str | None = None,
+                    val_list: str | None = None, splits: tuple[str, ...] = ('train', 'val'),
+                    need_categories: bool = False) -> DatasetInfo:
+    """The dataset's registry entry, after checking that its frame folder and lists exist
+    (the error names each missing path and the tool that creates it)."""
+    info = get_dataset_info(dataset, root_path, train_list=train_list or None, val_list=val_list or None)
+    check_dataset_files(info, splits, need_categories)
+    return info
+
+
+def frames_per_segment(modality: str, data_length: int) -> int:
+    """RGB reads one frame per segment; PA and Lite read ``data_length`` consecutive frames."""
+    return 1 if modality == 'RGB' else data_length
+
+
+def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: str, num_segments: int,
+                       data_length: int, crop_size: int, scale_size: int, mean: Sequence[float],
+                       std: Sequence[float], test_crops: int = 1, full_res: bool = False,
+                       dense_sample: bool = False, twice_sample: bool = False, remove_missing: bool = False,
+                       substitute_missing: bool = False) -> PANDataSet:
+    """A PANDataSet for ``mode`` 'train' (random segment offsets, multi-scale crop, flip where the
+    dataset allows), 'val' (segment centres, centre crop) or 'test' (test_mode with the views of
+    ``test_crops`` / ``full_res`` / ``twice_sample`` / ``dense_sample``). Items are uint8 clips
+    ``(views * T * L * 3, crop, crop)`` and the label."""
+    if mode == 'train':
+        transform = build_train_transform(crop_size, mean, std, flip=info.flip, normalize=False)
+    elif mode == 'val':
+        transform = build_val_transform(crop_size, scale_size, mean, std, normalize=False)
+    elif mode == 'test':
+        transform = build_test_transform(crop_size, scale_size, mean, std, test_crops=test_crops,
+                                         full_res=full_res, normalize=False)
+    else:
+        raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
+    return PANDataSet(info.frames_root, list_file, num_segments=num_segments,
+                      new_length=frames_per_segment(modality, data_length), modality=modality,
+                      image_tmpl=info.image_tmpl, transform=transform, random_shift=mode == 'train',
+                      test_mode=mode == 'test', remove_missing=remove_missing, dense_sample=dense_sample,
+                      twice_sample=twice_sample and mode == 'test', num_class=info.num_class,
+                      substitute_missing=substitute_missing)
+
+
+def to_model_input(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+                   device: torch.device) -> torch.Tensor:
+    """uint8 clips ``(N, C, H, W)`` from the loader -> normalised float32 on ``device``."""
+    return normalize_uint8_batch(batch.to(device, non_blocking=True), mean, std)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Why PA exists, on data where motion is the only cue: TSN-RGB, TSM-RGB, PAN-PA and PAN-Lite
+# trained with the same budget (the quick start's recipe), then a table of validation top-1.
+# Extra arguments go to every main.py run, e.g. bash scripts/synthetic/compare.sh --epochs 10
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+declare -A RUNS=(
+    [TSN-RGB]="RGB --base TSN --no_VAP"
+    [TSM-RGB]="RGB --no_VAP"
+    [PAN-PA]="PA"
+    [PAN-Lite]="Lite"
+)
+ORDER=(TSN-RGB TSM-RGB PAN-PA PAN-Lite)
+for name in "${ORDER[@]}"; do
+    echo "=> training $name"
+    mkdir -p log
+    # shellcheck disable=SC2086
+    "$PY" main.py synthetic ${RUNS[$name]} "${RECIPE[@]}" --suffix "compare_${name}" "$@" | tee "log/compare_${name}.txt"
+done
+echo
+printf '%-10s %14s %16s\n' model 'best top-1 (%)' 'final top-1 (%)'
+for name in "${ORDER[@]}"; do
+    best=$(grep 'Best Prec@1' "log/compare_${name}.txt" | tail -n 1 | awk '{print $3}')
+    final=$(grep 'Testing Results' "log/compare_${name}.txt" | tail -n 1 | awk '{print $4}')
+    printf '%-10s %14s %16s\n' "$name" "$best" "$final"
+done
+echo "(chance: 25%)"

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Test PAN_Lite (resnet50) on something with the released checkpoint(s) in pretrained/. Extra arguments go to test_models.py.
+source "$(dirname "$0")/../run_test.sh"
+run_test something  pretrained/PAN_Lite_something_resnet50_shift8_blockres_avg_segment8_e80.pth.tar -- \
+    --test_crops 1 --batch_size 16 -j 8 --VAP "$@"

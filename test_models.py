@@ -1,0 +1,263 @@
+"""Test PAN checkpoints with multi-view testing, alone or as the Full / En ensembles.
+
+    python test_models.py something --weights=pretrained/PAN_Lite_something_resnet50_shift8_blockres_avg_segment8_e80.pth.tar \
+        --test_segments=8 --test_crops=1 --batch_size=16
+    python test_models.py something --weights=lite.pth.tar,rgb.pth.tar,pa.pth.tar --test_segments=8,8,8 \
+        --full_res --twice_sample          # PAN_En
+
+One branch per checkpoint. Each branch's scores are averaged over its views (crops x clips),
+then the branches are averaged, weighted by --coeff. Two branches are reported as Full, three as
+En. Runs on CUDA when present (every GPU, or those of --gpus), else on the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ops.checkpoint import checkpoint_state_dict, load_pan_weights, read_checkpoint
+from ops.data_setup import build_clip_dataset, frames_per_segment, resolve_dataset, to_model_input
+from ops.dataset import parse_list_file
+from ops.dataset_config import read_categories
+from ops.distributed import pick_device
+from ops.models import PAN
+from ops.naming import parse_run_name
+from ops.test_report import class_accuracy, confusion, save_confusion_png, write_submission
+from ops.utils import AverageMeter, accuracy
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('dataset', type=str)
+    p.add_argument('--weights', type=str, required=True, help='checkpoint(s), comma separated: one branch each')
+    p.add_argument('--test_segments', type=str, default='8', help='segments per branch, comma separated')
+    p.add_argument('--dense_sample', default=False, action='store_true', help='10 dense clips per video')
+    p.add_argument('--twice_sample', default=False, action='store_true', help='2 clips per video')
+    p.add_argument('--full_res', default=False, action='store_true', help='256x256 crops instead of 224x224')
+    p.add_argument('--test_crops', type=int, default=1, choices=[1, 3, 5, 10])
+    p.add_argument('--coeff', type=str, default=None, help='branch weights, comma separated')
+    p.add_argument('--batch_size', type=int, default=1)
+    p.add_argument('-j', '--workers', default=8, type=int)
+    p.add_argument('--softmax', default=False, action='store_true', help='average probabilities, not logits')
+    p.add_argument('--max_num', type=int, default=-1, help='test only the first N videos')
+    p.add_argument('--input_size', type=int, default=224)
+    p.add_argument('--crop_fusion_type', type=str, default='avg', choices=['avg'])
+    p.add_argument('--gpus', nargs='+', type=int, default=None)
+    p.add_argument('--img_feature_dim', type=int, default=256)
+    p.add_argument('--pretrain', type=str, default='imagenet', help='kept for compatibility; weights come from --weights')
+    p.add_argument('--VAP', default=False, action='store_true',
+                   help='checkpoints have the VAP head (read from the checkpoint anyway)')
+    p.add_argument('--test_list', type=str, default=None, help='list file(s), one, or one per branch, comma separated')
+    p.add_argument('--root_path', type=str, default=None, help='data root (default: $PAN_DATA_ROOT, else ./data)')
+    p.add_argument('--csv_file', type=str, default=None, help='write the submission CSV here')
+    p.add_argument('--save_scores', type=str, default=None,
+                   help='scores and labels (.npz); default: test_results/<dataset>_<Lite|Full|En|...>.npz')
+    p.add_argument('--no_confusion_png', action='store_true', help='do not draw the confusion matrix')
+    p.add_argument('--substitute_missing', action='store_true')
+    return p
+
+
+@dataclass
+class Branch:
+    """One checkpoint, its model settings and its data."""
+    path: str
+    modality: str
+    arch: str
+    num_segments: int
+    options: dict
+    checkpoint: dict | None = None
+    model: torch.nn.Module | None = None
+    dataset: object = None
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in text.split(',')] if text else []
+
+
+def branch_options(path: str, checkpoint: dict, num_segments: int, num_class: int, img_feature_dim: int) -> dict:
+    """PAN keyword arguments of a checkpoint: stored by main.py, else read from the released file
+    name; the head (VAP or TSN) and the class count come from the weights themselves."""
+    state = checkpoint_state_dict(checkpoint)
+    has_vap = any('.TES.' in k for k in state)
+    if checkpoint.get('model_options'):
+        options = dict(checkpoint['model_options'])
+    else:
+        name = parse_run_name(path)
+        options = dict(modality=name.modality, base_model=name.arch, is_shift=name.is_shift,
+                       shift_div=name.shift_div, shift_place=name.shift_place, temporal_pool=name.temporal_pool,
+                       consensus_type=name.consensus_type, dropout=0.5, img_feature_dim=img_feature_dim)
+    stored_classes = next((v.shape[0] for k, v in state.items()
+                           if k.endswith(('fc.pred.bias', 'new_fc.bias', 'base_model.fc.bias'))), None)
+    if stored_classes is not None and stored_classes != num_class:
+        raise SystemExit(f'error: {path} has {stored_classes} classes but dataset has {num_class}: '
+                         'wrong dataset or checkpoint?')
+    options.update(num_class=num_class, num_segments=num_segments, has_VAP=has_vap)
+    return options
+
+
+def check_lists(list_files: list[str], branches: list[Branch]) -> None:
+    """Branches must test the same videos in the same order with the same labels."""
+    parsed = [[(r.path, r.label) for r in parse_list_file(f)] for f in list_files]
+    for f, videos in zip(list_files[1:], parsed[1:]):
+        if videos != parsed[0]:
+            raise SystemExit(f'error: test lists differ between branches: {list_files[0]} and {f} do not hold '
+                             'the same videos and labels in the same order')
+
+
+def ensemble_name(branches: list[Branch]) -> str:
+    modalities = sorted(b.modality for b in branches)
+    if len(branches) == 1:
+        return branches[0].modality
+    if modalities == ['PA', 'RGB']:
+        return 'Full'
+    if modalities == ['Lite', 'PA', 'RGB']:
+        return 'En'
+    return '+'.join(b.modality for b in branches)
+
+
+def views_per_video(args: argparse.Namespace) -> int:
+    clips = 10 if args.dense_sample else (2 if args.twice_sample else 1)
+    return clips * args.test_crops
+
+
+@torch.no_grad()
+def branch_scores(branch: Branch, clips: torch.Tensor, views: int, args, device, mean, std) -> torch.Tensor:
+    """Scores of a batch of videos: ``(B, views*T*L*3, H, W)`` uint8 -> ``(B, num_class)``, the
+    mean over views (of probabilities with --softmax)."""
+    batch = clips.size(0)
+    x = to_model_input(clips, mean, std, device)
+    x = x.view(batch * views, -1, *x.shape[-2:])
+    out = branch.model(x).float().view(batch, views, -1)
+    if args.softmax:
+        out = F.softmax(out, dim=2)
+    return out.mean(dim=1).cpu()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    weights = _split(args.weights)
+    segments = [int(s) for s in _split(args.test_segments)]
+    coeff = [float(c) for c in _split(args.coeff)] if args.coeff else [1.0] * len(weights)
+    if len(segments) != len(weights):
+        raise SystemExit(f'error: {len(weights)} checkpoint(s) in --weights but {len(segments)} value(s) in '
+                         '--test_segments: give one segment count per checkpoint')
+    if len(coeff) != len(weights):
+        raise SystemExit(f'error: {len(weights)} checkpoint(s) but {len(coeff)} --coeff value(s)')
+    missing = [w for w in weights if not os.path.isfile(w)]
+    if missing:
+        raise SystemExit('error: checkpoint(s) not found:\n  ' + '\n  '.join(missing)
+                         + '\n(released checkpoints: see pretrained/README.md)')
+    test_lists = _split(args.test_list)
+    if len(test_lists) not in (0, 1, len(weights)):
+        raise SystemExit(f'error: give one --test_list, or one per checkpoint ({len(weights)}), not {len(test_lists)}')
+
+    info = resolve_dataset(args.dataset, args.root_path, val_list=test_lists[0] if test_lists else None,
+                           splits=('val',))
+    list_files = (test_lists * len(weights))[:len(weights)] if test_lists else [str(info.val_list)] * len(weights)
+    device = pick_device(args.gpus)
+
+    # Everything that can be wrong is checked before a single video is read.
+    branches = []
+    for path, n_seg in zip(weights, segments):
+        ckpt = read_checkpoint(path)
+        options = branch_options(path, ckpt, n_seg, info.num_class, args.img_feature_dim)
+        branches.append(Branch(path, options['modality'], options['base_model'], n_seg, options, ckpt))
+    check_lists(list_files, branches)
+
+    scale_size = args.input_size * 256 // 224
+    for branch, list_file in zip(branches, list_files):
+        model = PAN(**branch.options, pretrain='scratch', print_spec=False)
+        load_pan_weights(model, branch.checkpoint, source=branch.path)
+        branch.checkpoint = None
+        model.to(device).eval()
+        if device.type == 'cuda' and torch.cuda.device_count() > 1 and (args.gpus is None or len(args.gpus) > 1):
+            model = torch.nn.DataParallel(model, device_ids=args.gpus)
+        branch.model = model
+        mean, std = model_stats(model)
+        branch.dataset = build_clip_dataset(
+            info, list_file, 'test', branch.modality, branch.num_segments, branch.options.get('data_length', 4),
+            args.input_size, scale_size, mean, std, test_crops=args.test_crops, full_res=args.full_res,
+            dense_sample=args.dense_sample, twice_sample=args.twice_sample,
+            remove_missing=len(branches) == 1, substitute_missing=args.substitute_missing)
+        print(f'=> {branch.modality} branch: {os.path.basename(branch.path)} ({branch.arch}, '
+              f'{branch.num_segments} segments x {frames_per_segment(branch.modality, branch.options.get("data_length", 4))} '
+              f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"})')
+    videos = [r.path for r in branches[0].dataset.video_list]
+    total = len(videos) if args.max_num < 0 else min(args.max_num, len(videos))
+    views = views_per_video(args)
+    subset = list(range(total))
+    loaders = [torch.utils.data.DataLoader(torch.utils.data.Subset(b.dataset, subset), batch_size=args.batch_size,
+                                           shuffle=False, num_workers=args.workers,
+                                           pin_memory=device.type == 'cuda') for b in branches]
+
+    kind = ensemble_name(branches)
+    per_branch = [[] for _ in branches]
+    labels = []
+    top1, top5 = AverageMeter(), AverageMeter()
+    start = time.time()
+    bar = tqdm(zip(*loaders), total=len(loaders[0]), desc=f'{kind} test', unit='batch',
+               disable=not sys.stderr.isatty())
+    for step, batches in enumerate(bar):
+        target = batches[0][1]
+        for i, (clips, label) in enumerate(batches):
+            if not torch.equal(label, target):
+                raise SystemExit('error: branches disagree on the labels of the same videos')
+            mean, std = model_stats(branches[i].model)
+            per_branch[i].append(branch_scores(branches[i], clips, views, args, device, mean, std))
+        scores = sum(c * s[-1] for c, s in zip(coeff, per_branch)) / len(branches)
+        p1, p5 = accuracy(scores, target, (1, 5))
+        top1.update(p1, target.size(0))
+        top5.update(p5, target.size(0))
+        labels.append(target)
+        done = top1.count
+        rate = done / max(time.time() - start, 1e-9)
+        bar.set_postfix(videos_per_s=f'{rate:.1f}', top1=f'{top1.avg:.2f}')
+        if step % 20 == 0 or done == total:
+            print(f'video {done} done, total {done}/{total}, {rate:.2f} videos/s, '
+                  f'moving Prec@1 {top1.avg:.3f} Prec@5 {top5.avg:.3f}', flush=True)
+
+    branch_arrays = [torch.cat(s).numpy() for s in per_branch]
+    scores = sum(c * s for c, s in zip(coeff, branch_arrays)) / len(branches)
+    labels = torch.cat(labels).numpy()
+    preds = scores.argmax(axis=1)
+    cm = confusion(labels, preds, info.num_class)
+    cls_acc = class_accuracy(cm)
+    np.set_printoptions(precision=3, linewidth=120)
+    print(cls_acc)
+    print(f'upper bound: {np.mean(cm.max(axis=1)[cm.sum(axis=1) > 0] / cm.sum(axis=1)[cm.sum(axis=1) > 0]):.4f}')
+    print('-----Evaluation is finished------')
+    print(f'Class Accuracy {np.mean(cls_acc) * 100:.02f}%')
+    print(f'Overall Prec@1 {top1.avg:.02f}% Prec@5 {top5.avg:.02f}%')
+
+    out = args.save_scores or os.path.join('test_results', f'{args.dataset}_{kind}.npz')
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    np.savez(out, scores=scores, labels=labels, videos=np.array(videos[:total]),
+             branch_scores=np.stack(branch_arrays), branch_weights=np.array(weights), coeff=np.array(coeff))
+    print(f'=> scores saved to {out}')
+    if not args.no_confusion_png:
+        png = os.path.splitext(out)[0] + '_confusion.png'
+        save_confusion_png(cm, png, f'{kind} on {args.dataset}: Prec@1 {top1.avg:.2f}%')
+        print(f'=> confusion matrix drawn in {png}')
+    if args.csv_file:
+        categories = read_categories(info.category_file)
+        write_submission(args.csv_file, videos[:total], scores, categories,
+                         top5_indices=args.dataset == 'somethingv2')
+        print(f'=> submission written to {args.csv_file}')
+    return {'top1': top1.avg, 'top5': top5.avg, 'scores_file': out, 'kind': kind}
+
+
+def model_stats(model: torch.nn.Module) -> tuple[list[float], list[float]]:
+    """Input mean and std of a (possibly DataParallel-wrapped) PAN model."""
+    inner = getattr(model, 'module', model)
+    return inner.input_mean, inner.input_std
+
+
+if __name__ == '__main__':
+    main()

@@ -43,3 +43,14 @@ def test_benchmark_pa_runs(repo_root):
     diff = float(re.search(r'max \|PA - loop formulation\| = ([\d.e+-]+)', out)[1])
     assert diff <= 1e-4
     assert re.search(r'PA \(CPU\) vs loop formulation \(CPU\): [\d.]+x', out)
+
+
+def test_benchmark_train_runs(repo_root):
+    out = run_tool(repo_root, 'tools/benchmark_train.py', '--arch', 'mobilenetv2', '--modalities', 'Lite', 'PA',
+                   '--size', '32', '--batch', '2', '--segments', '2', '--iters', '1', '--warmup', '0')
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith('mobilenetv2')]
+    assert len(rows) == 2 * 2  # modalities x layouts (no CUDA here: no amp rows)
+    assert {r[2] for r in rows} == {'default', 'channels_last'}
+    for row in rows:
+        train, infer, peak = map(float, row[-3:])
+        assert train > 0 and infer > 0 and peak > 0

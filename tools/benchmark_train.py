@@ -1,0 +1,172 @@
+"""Training and inference throughput of PAN's RGB, PA and Lite models, with peak memory.
+
+    python tools/benchmark_train.py [--arch resnet50 mobilenetv2] [--size 224] [--batch 4]
+                                    [--segments 8] [--iters 5] [--device cpu|cuda]
+
+Training is one SGD step over the release's optimizer groups (forward, cross-entropy, backward,
+step); inference is a forward pass under ``torch.no_grad`` in eval mode. Inputs are random
+tensors of the loader's shape, so the figures are the model's alone (see
+tools/benchmark_data.py for the data path). Each configuration runs in the default layout and in
+channels-last, and with bf16/fp16 autocast (``--amp`` in main.py) when CUDA is present. Peak
+memory of training is the GPU allocator's peak on CUDA, and on the CPU the process's peak resident
+memory above what it held before the model was built (weights, activations, gradients, optimizer).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ops.models import PAN  # noqa: E402
+from ops.optim import build_optimizer  # noqa: E402
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 resets the resident-set high-water mark (VmHWM)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def resident_mb() -> float:
+    """Current resident memory of this process (0 where /proc is missing)."""
+    return _proc_status_mb('VmRSS') or 0.0
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    peak = _proc_status_mb('VmHWM')
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def timed(fn, iters: int, warmup: int, device: torch.device) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def bench_config(arch: str, modality: str, size: int, batch: int, segments: int, channels_last: bool, amp: bool,
+                 iters: int, warmup: int, device: torch.device) -> dict:
+    """Clips/s of a training step and of inference, and the peak memory of training."""
+    torch.manual_seed(0)
+    idle = 0.0 if device.type == 'cuda' else resident_mb()
+    model = PAN(174, segments, modality, base_model=arch, pretrain='scratch', is_shift=True, has_VAP=True,
+                dropout=0.5, partial_bn=False, print_spec=False).to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model.get_optim_policies(), 0.01, 0.9, 5e-4)
+    clips = torch.randn(batch, segments * model.new_length * 3, size, size, device=device)
+    target = torch.randint(0, 174, (batch,), device=device)
+    autocast = torch.autocast(device.type, dtype=amp_dtype(device)) if amp else nullcontext()
+    scaler = torch.amp.GradScaler(device.type) if amp and amp_dtype(device) == torch.float16 else None
+
+    def train_step():
+        with autocast:
+            loss = F.cross_entropy(model(clips).float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    def infer():
+        with torch.no_grad(), autocast:
+            model(clips)
+
+    reset_peak_memory(device)
+    model.train()
+    t_train = timed(train_step, iters, warmup, device)
+    peak = peak_memory_mb(device) - idle
+    model.eval()
+    t_infer = timed(infer, iters, warmup, device)
+    return {'arch': arch, 'modality': modality, 'layout': 'channels_last' if channels_last else 'default',
+            'amp': amp, 'train': batch / t_train, 'infer': batch / t_infer, 'peak_mb': peak}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--arch', nargs='+', default=['resnet50', 'mobilenetv2'])
+    parser.add_argument('--modalities', nargs='+', default=['RGB', 'PA', 'Lite'], choices=['RGB', 'PA', 'Lite'])
+    parser.add_argument('--size', type=int, default=224)
+    parser.add_argument('--batch', type=int, default=4, help='clips per step')
+    parser.add_argument('--segments', type=int, default=8)
+    parser.add_argument('--iters', type=int, default=5, help='timed steps (the median is reported)')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--no_channels_last', action='store_true', help='skip the channels-last runs')
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
+    print(f'{name}; torch {torch.__version__}; batch {args.batch} clips of {args.segments} segments at '
+          f'{args.size}x{args.size}; median of {args.iters} steps')
+    layouts = [False] if args.no_channels_last else [False, True]
+    amps = [False, True] if device.type == 'cuda' else [False]
+    rows = []
+    header = f"{'arch':<12}{'model':<6}{'layout':<15}{'amp':<6}{'train clips/s':>14}{'infer clips/s':>15}{'peak MB':>10}"
+    print(header)
+    print('-' * len(header))
+    for arch in args.arch:
+        for modality in args.modalities:
+            for channels_last in layouts:
+                for amp in amps:
+                    config = (arch, modality, args.size, args.batch, args.segments, channels_last, amp,
+                              args.iters, args.warmup, device)
+                    if device.type == 'cpu':
+                        # a fresh process per configuration: the CPU allocator keeps what earlier
+                        # configurations freed, which would hide this one's peak
+                        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+                            r = pool.submit(bench_config, *config).result()
+                    else:
+                        r = bench_config(*config)
+                    rows.append(r)
+                    amp_label = str(amp_dtype(device)).replace('torch.', '') if amp else '-'
+                    print(f"{r['arch']:<12}{r['modality']:<6}{r['layout']:<15}{amp_label:<6}"
+                          f"{r['train']:>14.2f}{r['infer']:>15.2f}{r['peak_mb']:>10.0f}", flush=True)
+    return rows
+
+
+if __name__ == '__main__':
+    main()

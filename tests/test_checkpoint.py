@@ -4,7 +4,8 @@ import os
 import pytest
 import torch
 
-from ops.checkpoint import CheckpointMismatchError, load_pan_weights, read_checkpoint, save_checkpoint
+from ops.checkpoint import (CheckpointMismatchError, load_for_finetune, load_pan_weights, read_checkpoint,
+                            save_checkpoint)
 from ops.models import PAN
 from reference_fill import fill_state_dict
 
@@ -88,3 +89,26 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert read_checkpoint(str(path))['epoch'] == 1  # the previous checkpoint is intact
     assert os.listdir(tmp_path) == ['ckpt.pth.tar']   # and no temporary file is left behind
+
+
+def test_finetune_drops_classifier_of_another_dataset(tmp_path):
+    source = small('Lite', num_class=7)
+    path, weights = released_file(tmp_path, source)
+    target = small('Lite', num_class=9)
+    fresh_pred = target.base_model.fc.pred.weight.detach().clone()
+    report = load_for_finetune(target, str(path), drop_classifier=True)
+    assert torch.equal(target.base_model.fc.pred.weight, fresh_pred)
+    assert torch.equal(target.PA.shallow_conv.weight, weights['module.PA.shallow_conv.weight'])
+    assert any('classifier of another dataset' in s for s in report['skipped'])
+
+
+def test_finetune_maps_shift_keys(tmp_path):
+    """A TSN (no shift) checkpoint seeds a TSM model: conv1.weight -> conv1.net.weight."""
+    tsn = PAN(7, 4, 'RGB', base_model='resnet18', pretrain='scratch', is_shift=False, print_spec=False, dropout=0.5)
+    torch.save({'state_dict': tsn.state_dict()}, tmp_path / 'tsn.pth')
+    tsm = small('RGB', num_class=7)
+    report = load_for_finetune(tsm, str(tmp_path / 'tsn.pth'), drop_classifier=False)
+    assert torch.equal(tsm.base_model.layer1[0].conv1.net.weight, tsn.base_model.layer1[0].conv1.weight)
+    assert 'base_model.layer1.0.conv1.net.weight' in report['loaded']
+    # the TSN head (new_fc) has no place in a VAP model
+    assert any(s.startswith('new_fc.weight') for s in report['skipped'])

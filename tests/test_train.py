@@ -1,6 +1,7 @@
 """main.py end to end on tiny synthetic data: files and formats, torchrun with gloo, crash and
 resume, non-finite loss, flags and the optimisation schedule."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,3 +167,20 @@ def test_lr_schedules_and_group_multipliers():
                            {'params': [b], 'lr_mult': 10, 'decay_mult': 0, 'name': 'lr10_bias'}], 0.01, 0.9, 5e-4)
     assert [g['lr'] for g in opt.param_groups] == pytest.approx([0.05, 0.1])
     assert [g['weight_decay'] for g in opt.param_groups] == pytest.approx([5e-4, 0.0])
+
+
+def test_tune_from_and_iter_size(tmp_path, data_root, one_epoch_run):
+    result = main_py(tmp_path, data_root, 'PA', *TINY, '--epochs', '1', '-i', '2', '--tune_from',
+                     str(one_epoch_run[1]))
+    loaded = int(re.search(r'fine-tuning from .*: (\d+) tensors loaded, 0 skipped', result.stdout)[1])
+    assert loaded == len(read_checkpoint(str(one_epoch_run[1]))['state_dict'])  # same dataset: classifier too
+
+
+@pytest.mark.parametrize('script', ['scripts/train/sthv1/Lite.sh', 'scripts/train/sthv2/Full_RGB.sh'])
+def test_train_scripts_pass_arguments_through(tmp_path, script):
+    result = subprocess.run(['bash', script, '--epochs', '1', '--root_path', str(tmp_path / 'nowhere')],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert '--lr 0.01' in result.stdout and result.stdout.rstrip().endswith(f'--epochs 1 --root_path {tmp_path}/nowhere')
+    # the extra --root_path reached main.py: it names the files it expected there
+    assert str(tmp_path / 'nowhere') in result.stderr and 'tools/gen_label_sth' in result.stderr

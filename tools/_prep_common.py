@@ -18,7 +18,9 @@ from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
-DATA_ROOT_ENV = 'PAN_DATA_ROOT'
+# data_root is re-exported: the tools import it from here
+from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, data_root  # noqa: F401
+
 # Where each dataset lives under the data root (the layout the dataset registry reads).
 STHV1_DIR = Path('something', 'v1')
 STHV1_FRAMES = '20bn-something-something-v1'
@@ -38,11 +40,6 @@ DEFAULT_QUALITY = 90  # JPEG quality of extracted frames
 
 class PrepError(Exception):
     """A bad or missing input; the tools print its message and exit with status 2."""
-
-
-def data_root(root_path: str | None) -> Path:
-    """The data root: ``root_path`` if given, else ``$PAN_DATA_ROOT``, else ``./data``."""
-    return Path(root_path or os.environ.get(DATA_ROOT_ENV) or 'data')
 
 
 def new_parser(doc: str) -> argparse.ArgumentParser:
@@ -279,3 +276,55 @@ def add_extraction_args(parser: argparse.ArgumentParser) -> None:
                         help='parallel processes (default: number of CPUs)')
     parser.add_argument('--quality', type=int, default=DEFAULT_QUALITY,
                         help=f'JPEG quality 1..95 (default {DEFAULT_QUALITY})')
+
+
+@dataclass(frozen=True)
+class SomethingRelease:
+    """What differs between the Something-Something V1 and V2 annotation releases."""
+    version: str                      # 'V1' or 'V2', for messages
+    prefix: str                       # file name prefix, e.g. 'something-something-v1-'
+    labels_file: str                  # e.g. 'labels.csv'
+    split_files: dict[str, str]       # split -> file name after the prefix
+    read_categories: Callable[[Path], list[str]]
+    read_split: Callable[[Path, dict[str, int] | None], list[tuple[str, int]]]
+    frames_hint: str                  # how to make the frame folders, for the missing-folder error
+    data_dir: Path                    # e.g. STHV1_DIR
+    frames_name: str                  # default frames folder name under data_dir
+
+
+def something_lists(release: SomethingRelease, annotation_dir: Path, frames_dir: Path,
+                    out_dir: Path) -> dict[str, list[Entry]]:
+    """Write category.txt and the list files of one Something-Something release; return the
+    entries ``(id, num_frames, label)`` per split. The test split is optional."""
+    categories = release.read_categories(annotation_dir / f'{release.prefix}{release.labels_file}')
+    label_of = {name: i for i, name in enumerate(categories)}
+    split_paths = {split: annotation_dir / f'{release.prefix}{name}' for split, name in release.split_files.items()}
+    for split in ('train', 'val'):
+        require_file(split_paths[split], f'{release.version} {split} annotation file')
+    require_dir(frames_dir, f'{release.version} frames folder')
+    lists = {}
+    for split, path in split_paths.items():
+        if split == 'test' and not path.is_file():
+            continue
+        videos = release.read_split(path, None if split == 'test' else label_of)
+        lists[split] = collect_entries(videos, frames_dir, str(path))
+    write_dataset(out_dir, categories, lists, frames_dir, release.frames_hint)
+    return lists
+
+
+def something_main(release: SomethingRelease, doc: str, argv: list[str] | None) -> int:
+    """The command line of ``gen_label_sthv1.py`` / ``gen_label_sthv2.py``."""
+    parser = new_parser(doc)
+    ext = Path(release.labels_file).suffix
+    parser.add_argument('--annotation_dir', default=None,
+                        help=f'folder of the official {release.prefix}*{ext} files (default: OUT_DIR)')
+    parser.add_argument('--frames_dir', default=None,
+                        help=f'folder of the <id>/ frame folders (default: ROOT/{release.data_dir}/{release.frames_name})')
+    parser.add_argument('--out_dir', default=None,
+                        help=f'where category.txt and the lists go (default: ROOT/{release.data_dir})')
+    args = parser.parse_args(argv)
+    root = data_root(args.root_path) / release.data_dir
+    out_dir = Path(args.out_dir or root)
+    annotation_dir = Path(args.annotation_dir or out_dir)
+    frames_dir = Path(args.frames_dir or root / release.frames_name)
+    return run_cli(lambda: something_lists(release, annotation_dir, frames_dir, out_dir))

@@ -15,14 +15,13 @@ reported and left out.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (STHV1_DIR, STHV1_FRAMES, Entry, PrepError, collect_entries,  # noqa: E402
-                                data_root, new_parser, require_dir, require_file, run_cli, write_dataset)
+from tools._prep_common import (STHV1_DIR, STHV1_FRAMES, PrepError, SomethingRelease,  # noqa: E402
+                                require_file, something_main)
 
 PREFIX = 'something-something-v1-'
 SPLIT_FILES = {'train': 'train.csv', 'val': 'validation.csv', 'test': 'test.csv'}
@@ -64,44 +63,14 @@ def read_split(path: Path, label_of: dict[str, int] | None) -> list[tuple[str, i
     return videos
 
 
-def gen_label_sthv1(annotation_dir: Path, frames_dir: Path,
-                    out_dir: Path) -> dict[str, list[Entry]]:
-    """Write category.txt and the list files; return the entries ``(id, num_frames, label)`` per
-    split."""
-    categories = read_categories(annotation_dir / f'{PREFIX}labels.csv')
-    label_of = {name: i for i, name in enumerate(categories)}
-    split_paths = {split: annotation_dir / f'{PREFIX}{name}' for split, name in SPLIT_FILES.items()}
-    for split in ('train', 'val'):
-        require_file(split_paths[split], f'V1 {split} annotation file')
-    require_dir(frames_dir, 'V1 frames folder')
-    lists = {}
-    for split, path in split_paths.items():
-        if split == 'test' and not path.is_file():
-            continue
-        videos = read_split(path, None if split == 'test' else label_of)
-        lists[split] = collect_entries(videos, frames_dir, str(path))
-    write_dataset(out_dir, categories, lists, frames_dir, 'unpack the official V1 frame archives there')
-    return lists
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
-    parser.add_argument('--annotation_dir', default=None,
-                        help=f'folder of the official {PREFIX}*.csv files (default: OUT_DIR)')
-    parser.add_argument('--frames_dir', default=None,
-                        help=f'folder of the <id>/ frame folders (default: ROOT/{STHV1_DIR}/{STHV1_FRAMES})')
-    parser.add_argument('--out_dir', default=None,
-                        help=f'where category.txt and the lists go (default: ROOT/{STHV1_DIR})')
-    return parser
+RELEASE = SomethingRelease(
+    version='V1', prefix=PREFIX, labels_file='labels.csv', split_files=SPLIT_FILES,
+    read_categories=read_categories, read_split=read_split, frames_hint='unpack the official V1 frame archives there',
+    data_dir=STHV1_DIR, frames_name=STHV1_FRAMES)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    root = data_root(args.root_path) / STHV1_DIR
-    out_dir = Path(args.out_dir or root)
-    annotation_dir = Path(args.annotation_dir or out_dir)
-    frames_dir = Path(args.frames_dir or root / STHV1_FRAMES)
-    return run_cli(lambda: gen_label_sthv1(annotation_dir, frames_dir, out_dir))
+    return something_main(RELEASE, __doc__, argv)
 
 
 if __name__ == '__main__':

@@ -19,15 +19,14 @@ frame folder are reported and left out.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (STHV2_DIR, STHV2_FRAMES, Entry, PrepError, collect_entries,  # noqa: E402
-                                data_root, new_parser, require_dir, require_file, run_cli, write_dataset)
+from tools._prep_common import (STHV2_DIR, STHV2_FRAMES, PrepError, SomethingRelease,  # noqa: E402
+                                require_file, something_main)
 
 PREFIX = 'something-something-v2-'
 SPLIT_FILES = {'train': 'train.json', 'val': 'validation.json', 'test': 'test.json'}
@@ -87,44 +86,14 @@ def read_split(path: Path, label_of: dict[str, int] | None) -> list[tuple[str, i
     return videos
 
 
-def gen_label_sthv2(annotation_dir: Path, frames_dir: Path,
-                    out_dir: Path) -> dict[str, list[Entry]]:
-    """Write category.txt and the list files; return the entries ``(id, num_frames, label)`` per
-    split."""
-    categories = read_categories(annotation_dir / f'{PREFIX}labels.json')
-    label_of = {name: i for i, name in enumerate(categories)}
-    split_paths = {split: annotation_dir / f'{PREFIX}{name}' for split, name in SPLIT_FILES.items()}
-    for split in ('train', 'val'):
-        require_file(split_paths[split], f'V2 {split} annotation file')
-    require_dir(frames_dir, 'V2 frames folder (made by tools/vid2img_sthv2.py)')
-    lists = {}
-    for split, path in split_paths.items():
-        if split == 'test' and not path.is_file():
-            continue
-        videos = read_split(path, None if split == 'test' else label_of)
-        lists[split] = collect_entries(videos, frames_dir, str(path))
-    write_dataset(out_dir, categories, lists, frames_dir, 'extract them with tools/vid2img_sthv2.py')
-    return lists
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
-    parser.add_argument('--annotation_dir', default=None,
-                        help=f'folder of the official {PREFIX}*.json files (default: OUT_DIR)')
-    parser.add_argument('--frames_dir', default=None,
-                        help=f'folder of the <id>/ frame folders (default: ROOT/{STHV2_DIR}/{STHV2_FRAMES})')
-    parser.add_argument('--out_dir', default=None,
-                        help=f'where category.txt and the lists go (default: ROOT/{STHV2_DIR})')
-    return parser
+RELEASE = SomethingRelease(
+    version='V2', prefix=PREFIX, labels_file='labels.json', split_files=SPLIT_FILES,
+    read_categories=read_categories, read_split=read_split, frames_hint='extract them with tools/vid2img_sthv2.py',
+    data_dir=STHV2_DIR, frames_name=STHV2_FRAMES)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    root = data_root(args.root_path) / STHV2_DIR
-    out_dir = Path(args.out_dir or root)
-    annotation_dir = Path(args.annotation_dir or out_dir)
-    frames_dir = Path(args.frames_dir or root / STHV2_FRAMES)
-    return run_cli(lambda: gen_label_sthv2(annotation_dir, frames_dir, out_dir))
+    return something_main(RELEASE, __doc__, argv)
 
 
 if __name__ == '__main__':

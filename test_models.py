@@ -22,13 +22,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ops.checkpoint import checkpoint_state_dict, load_pan_weights, read_checkpoint
+from ops.checkpoint import read_checkpoint
 from ops.data_setup import build_clip_dataset, frames_per_segment, resolve_dataset, to_model_input
 from ops.dataset import parse_list_file
 from ops.dataset_config import read_categories
 from ops.distributed import pick_device
-from ops.models import PAN
-from ops.naming import parse_run_name
+from ops.inference import branch_options, build_pan
 from ops.test_report import class_accuracy, confusion, save_confusion_png, write_submission
 from ops.utils import AverageMeter, accuracy
 
@@ -79,27 +78,6 @@ class Branch:
 
 def _split(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(',')] if text else []
-
-
-def branch_options(path: str, checkpoint: dict, num_segments: int, num_class: int, img_feature_dim: int) -> dict:
-    """PAN keyword arguments of a checkpoint: stored by main.py, else read from the released file
-    name; the head (VAP or TSN) and the class count come from the weights themselves."""
-    state = checkpoint_state_dict(checkpoint)
-    has_vap = any('.TES.' in k for k in state)
-    if checkpoint.get('model_options'):
-        options = dict(checkpoint['model_options'])
-    else:
-        name = parse_run_name(path)
-        options = dict(modality=name.modality, base_model=name.arch, is_shift=name.is_shift,
-                       shift_div=name.shift_div, shift_place=name.shift_place, temporal_pool=name.temporal_pool,
-                       consensus_type=name.consensus_type, dropout=0.5, img_feature_dim=img_feature_dim)
-    stored_classes = next((v.shape[0] for k, v in state.items()
-                           if k.endswith(('fc.pred.bias', 'new_fc.bias', 'base_model.fc.bias'))), None)
-    if stored_classes is not None and stored_classes != num_class:
-        raise SystemExit(f'error: {path} has {stored_classes} classes but dataset has {num_class}: '
-                         'wrong dataset or checkpoint?')
-    options.update(num_class=num_class, num_segments=num_segments, has_VAP=has_vap)
-    return options
 
 
 def check_lists(list_files: list[str], branches: list[Branch]) -> None:
@@ -167,14 +145,16 @@ def main(argv: list[str] | None = None) -> dict:
     branches = []
     for path, n_seg in zip(weights, segments):
         ckpt = read_checkpoint(path)
-        options = branch_options(path, ckpt, n_seg, info.num_class, args.img_feature_dim)
+        try:
+            options = branch_options(path, ckpt, n_seg, info.num_class, args.img_feature_dim)
+        except ValueError as err:  # class count or options that do not fit: stop before any video
+            raise SystemExit(f'error: {err}') from None
         branches.append(Branch(path, options['modality'], options['base_model'], n_seg, options, ckpt))
     check_lists(list_files, branches)
 
     scale_size = args.input_size * 256 // 224
     for branch, list_file in zip(branches, list_files):
-        model = PAN(**branch.options, pretrain='scratch', print_spec=False)
-        load_pan_weights(model, branch.checkpoint, source=branch.path)
+        model = build_pan(branch.options, branch.checkpoint, branch.path)
         branch.checkpoint = None
         model.to(device).eval()
         if device.type == 'cuda' and torch.cuda.device_count() > 1 and (args.gpus is None or len(args.gpus) > 1):

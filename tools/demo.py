@@ -1,0 +1,145 @@
+"""Classify one video with a PAN checkpoint: print the top-5 classes and the time taken.
+
+    python tools/demo.py --weights CHECKPOINT VIDEO_FILE_OR_FRAME_FOLDER
+        [--categories category.txt] [--root_path DATA] [--num_segments N] [--input_size S] [--top 5] [--cpu]
+
+The model (modality, backbone, shift, head, class count, segments) is rebuilt from the checkpoint
+alone: the options main.py stores in it, else the released file name
+(``PAN_Lite_something_resnet50_shift8_blockres_avg_segment8_e80.pth.tar``). The clip is sampled
+and cropped as validation does: the centre of each segment (``data_length`` consecutive frames
+for PA / Lite), short side to ``input_size * 256 / 224``, centre crop ``input_size`` (default:
+the ``--input_size`` the checkpoint was trained with, else 224), ImageNet normalisation.
+
+Class names come from ``--categories FILE``, else from the ``category.txt`` of the checkpoint's
+dataset under the data root (``--root_path``, ``$PAN_DATA_ROOT``, ``./data``); without either, the
+classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it).
+
+Output::
+
+    1. moving left (0.9731)
+    2. moving up (0.0154)
+    ...
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ops.data_setup import frames_per_segment, to_model_input  # noqa: E402
+from ops.dataset_config import get_dataset_info, known_datasets, read_categories  # noqa: E402
+from ops.distributed import pick_device  # noqa: E402
+from ops.inference import check_clip_source, count_frames, load_pan_model, sample_clip  # noqa: E402
+from ops.naming import parse_run_name  # noqa: E402
+from ops.transforms import build_val_transform  # noqa: E402
+
+DEFAULT_INPUT_SIZE = 224
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('video', help='a video file (.mp4, .webm, .avi, .mkv) or a folder of frames')
+    p.add_argument('--weights', required=True, help='checkpoint of main.py or of the release')
+    p.add_argument('--categories', default=None, help="class names, one a line (default: the dataset's)")
+    p.add_argument('--root_path', default=None, help='data root holding the dataset\'s category.txt')
+    p.add_argument('--num_segments', type=int, default=None, help="segments (default: the checkpoint's)")
+    p.add_argument('--input_size', type=int, default=None, help="crop size (default: the checkpoint's / 224)")
+    p.add_argument('--top', type=int, default=5, help='classes to print')
+    p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
+    return p
+
+
+def class_names(categories: str | None, checkpoint: dict, weights: str, root_path: str | None,
+                num_class: int) -> tuple[list[str], str]:
+    """Names of the model's ``num_class`` classes and where they came from.
+
+    ``--categories`` must exist and match the class count; the dataset's category.txt (dataset
+    stored by main.py, else read from the file name) must match if found, else indices are used.
+    """
+    if categories is not None:
+        path = Path(categories)
+    else:
+        dataset = checkpoint.get('dataset')
+        if dataset is None:
+            try:
+                dataset = parse_run_name(weights).dataset
+            except ValueError:
+                dataset = None
+        path = None
+        if dataset in known_datasets():
+            try:
+                path = get_dataset_info(dataset, root_path).category_file
+            except (OSError, ValueError):  # synthetic counts its classes from the missing file
+                path = None
+        if path is None or not path.is_file():
+            where = f' (looked for {path})' if path is not None else ''
+            note = f'class indices: no category file{where}; pass --categories'
+            return [f'class {i}' for i in range(num_class)], note
+    names = read_categories(path)
+    if len(names) != num_class:
+        raise ValueError(f'{path} lists {len(names)} classes but {weights} predicts {num_class}: '
+                         'wrong category file or checkpoint?')
+    return names, str(path)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    device = torch.device('cpu') if args.cpu else pick_device()
+    start = time.perf_counter()
+    try:
+        check_clip_source(args.video)
+        if not os.path.isfile(args.weights):
+            raise FileNotFoundError(f'checkpoint not found: {args.weights}')
+        model, options, checkpoint = load_pan_model(args.weights, args.num_segments, device)
+        names, names_source = class_names(args.categories, checkpoint, args.weights, args.root_path,
+                                          options['num_class'])
+    except (OSError, ValueError) as err:  # missing file, unreadable or mismatched checkpoint / categories
+        raise SystemExit(f'error: {err}') from None
+    _sync(device)
+    loaded = time.perf_counter()
+
+    input_size = args.input_size or (checkpoint.get('args') or {}).get('input_size') or DEFAULT_INPUT_SIZE
+    new_length = frames_per_segment(options['modality'], options.get('data_length', 4))
+    transform = build_val_transform(input_size, input_size * 256 // 224, model.input_mean, model.input_std,
+                                    normalize=False)
+    try:
+        frames, indices = sample_clip(args.video, model.num_segments, new_length)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f'error: {err}') from None
+    clip = to_model_input(transform(frames)[None], model.input_mean, model.input_std, device)
+    _sync(device)
+    read = time.perf_counter()
+
+    with torch.inference_mode():
+        probs = torch.softmax(model(clip).float(), dim=1)[0].cpu()
+    _sync(device)
+    done = time.perf_counter()
+
+    head = 'VAP' if options['has_VAP'] else 'TSN'
+    print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
+          f"{new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
+          f'on {device}')
+    print(f'=> {args.video}: {len(indices)} of {count_frames(args.video)} frames, '
+          f'{input_size}x{input_size} crops; classes: {names_source}')
+    values, order = probs.topk(min(args.top, len(names)))
+    top = [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
+    for rank, (_, name, prob) in enumerate(top, 1):
+        print(f'{rank}. {name} ({prob:.4f})')
+    seconds = {'model': loaded - start, 'read': read - loaded, 'forward': done - read, 'total': done - start}
+    print(f"time: load model {seconds['model']:.3f} s, read + transform {seconds['read']:.3f} s, "
+          f"forward {seconds['forward']:.3f} s, total {seconds['total']:.3f} s")
+    return {'top': top, 'probs': probs, 'seconds': seconds, 'indices': indices}
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,197 @@
+"""Draw video frames beside their PA (Persistence of Appearance) maps, like the figure of the
+paper's README.
+
+    python tools/visualize_pa.py VIDEO_FILE_OR_FRAME_FOLDER --out pa.png [--gif pa.gif]
+        [--weights CHECKPOINT] [--seed 0] [--num_segments 4] [--data_length 4] [--size 112] [--crop 0]
+        [--cmap gray|jet] [--fps 4]
+
+The clip is sampled as validation samples it: the centre of each of ``--num_segments`` segments,
+``--data_length`` consecutive frames from each. Frames are resized so their short side is
+``--size`` (then centre-cropped to ``--crop`` x ``--crop`` if given), normalised with the ImageNet
+mean and std as the model sees them, and passed through ``ops.PAN_modules.PA``: every segment of
+L frames gives L - 1 maps, map t being the per-pixel distance between the shallow-conv features of
+frames t and t+1.
+
+The PA conv is either a checkpoint's (``--weights``: a PA or Lite checkpoint written by main.py or
+released with the paper; its ``PA.shallow_conv.weight`` / ``.bias``, ``module.`` prefix or not) or
+a fresh one initialised as in training from ``--seed``.
+
+Display: each map is min-max normalised on its own to [0, 255] (a constant map is drawn black).
+The absolute scale of PA depends on the conv weights (a fresh conv gives values near 1e-3, a
+trained one far larger), so only where the motion is within a map is shown, not how strong it
+is compared with other maps.
+
+``--out`` (PNG) is a grid with one column per PA map (``num_segments * (data_length - 1)``): the
+top row holds frame t of each pair, the bottom row its map, tiles ``PAD`` pixels apart and from
+the border. ``--gif`` animates the pairs: frame t beside its map, one pair per GIF frame.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ops.checkpoint import checkpoint_state_dict, read_checkpoint  # noqa: E402
+from ops.inference import sample_clip  # noqa: E402
+from ops.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from ops.PAN_modules import PA  # noqa: E402
+from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch  # noqa: E402
+
+PAD = 4  # pixels between tiles and around the grid
+BACKGROUND = (255, 255, 255)
+PA_KEYS = ('PA.shallow_conv.weight', 'PA.shallow_conv.bias')
+COLORMAPS = ('gray', 'jet')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('video', help='a video file (.mp4, .webm, .avi, .mkv) or a folder of frames')
+    p.add_argument('--weights', default=None, help='PA or Lite checkpoint: use its PA conv (default: random)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the random PA conv (without --weights)')
+    p.add_argument('--num_segments', type=int, default=4)
+    p.add_argument('--data_length', type=int, default=None,
+                   help="frames per segment (default: the checkpoint's, else 4 as in PAN)")
+    p.add_argument('--size', type=int, default=112, help='short side of the frames, in pixels')
+    p.add_argument('--crop', type=int, default=0, help='centre crop to this square size (0: no crop)')
+    p.add_argument('--cmap', choices=COLORMAPS, default='gray', help='colours of the PA maps')
+    p.add_argument('--out', default='pa.png', help='the grid image (PNG)')
+    p.add_argument('--gif', default=None, help='also write an animation of frame / PA map pairs')
+    p.add_argument('--fps', type=float, default=4.0, help='GIF frames per second')
+    return p
+
+
+# ---------------------------------------------------------------- the PA conv
+
+def load_pa(weights: str | None, n_length: int, seed: int = 0) -> PA:
+    """A PA module with the shallow conv of checkpoint ``weights``, or (None) a fresh one drawn
+    from ``seed`` without touching the global RNG."""
+    if weights is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return PA(n_length).eval()
+    state = checkpoint_state_dict(read_checkpoint(weights))
+    missing = [k for k in PA_KEYS if k not in state]
+    if missing:
+        raise ValueError(f'{weights} has no PA conv (missing {", ".join(missing)}): an RGB checkpoint? '
+                         'Use a PA or Lite checkpoint, or leave out --weights for a random PA conv')
+    pa = PA(n_length)
+    try:
+        pa.shallow_conv.load_state_dict({'weight': state[PA_KEYS[0]], 'bias': state[PA_KEYS[1]]})
+    except RuntimeError as err:
+        raise ValueError(f'{weights}: PA conv weights do not fit a 3 -> 8 channel 7x7 conv: {err}') from None
+    return pa.eval()
+
+
+def checkpoint_data_length(weights: str | None) -> int | None:
+    """The ``data_length`` a main.py checkpoint was trained with (None if not stored)."""
+    if weights is None:
+        return None
+    return (read_checkpoint(weights).get('model_options') or {}).get('data_length')
+
+
+# ---------------------------------------------------------------- frames and maps
+
+def prepare_frames(frames: torch.Tensor, size: int, crop: int = 0) -> torch.Tensor:
+    """uint8 ``(F, H, W, 3)`` -> uint8 ``(F, 3, h, w)``: short side to ``size``, then a centre
+    ``crop`` x ``crop`` (0: none)."""
+    clip = ClipScale(size)(frames.permute(0, 3, 1, 2))
+    if crop:
+        clip = ClipCenterCrop(crop)(clip)
+    return clip.contiguous()
+
+
+@torch.no_grad()
+def pa_maps(frames: torch.Tensor, pa: PA) -> torch.Tensor:
+    """PA of uint8 frames ``(N * L, 3, h, w)`` (groups of ``L = pa.n_length`` consecutive frames),
+    normalised as the model's input -> float maps ``(N, L - 1, h, w)``."""
+    f, c, h, w = frames.shape
+    x = normalize_uint8_batch(frames.reshape(1, f * c, h, w), IMAGENET_MEAN, IMAGENET_STD)
+    return pa(x.reshape(f, c, h, w))
+
+
+def normalise_map(pa_map: torch.Tensor) -> np.ndarray:
+    """One map ``(h, w)`` -> uint8 ``(h, w)``, min to 0 and max to 255 (all 0 if constant)."""
+    m = pa_map.double()
+    lo, hi = m.min(), m.max()
+    if hi <= lo:
+        return np.zeros(tuple(m.shape), np.uint8)
+    return ((m - lo) / (hi - lo) * 255).round().byte().numpy()
+
+
+def colorize(grey: np.ndarray, cmap: str = 'gray') -> np.ndarray:
+    """uint8 ``(h, w)`` -> RGB uint8 ``(h, w, 3)``; 'jet' runs blue -> cyan -> yellow -> red."""
+    if cmap == 'gray':
+        return np.repeat(grey[..., None], 3, axis=2)
+    if cmap == 'jet':
+        x = grey.astype(np.float32)[..., None] / 255.0
+        centres = np.array([0.75, 0.5, 0.25], np.float32)  # where red, green, blue peak
+        return (np.clip(1.5 - np.abs(4 * (x - centres)), 0, 1) * 255).round().astype(np.uint8)
+    raise ValueError(f'unknown colormap {cmap!r}; use one of {", ".join(COLORMAPS)}')
+
+
+def pair_tiles(frames: torch.Tensor, maps: torch.Tensor,
+               cmap: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frame t and its map for every pair: frames uint8 ``(N * L, 3, h, w)``, maps ``(N, L - 1, h, w)``
+    -> two lists of ``N * (L - 1)`` RGB arrays ``(h, w, 3)``."""
+    n, pairs, h, w = maps.shape
+    firsts = frames.reshape(n, pairs + 1, 3, h, w)[:, :-1].reshape(n * pairs, 3, h, w)
+    rgb = [f.permute(1, 2, 0).numpy() for f in firsts]
+    shown = [colorize(normalise_map(m), cmap) for m in maps.reshape(n * pairs, h, w)]
+    return rgb, shown
+
+
+def grid_size(columns: int, rows: int, h: int, w: int, pad: int = PAD) -> tuple[int, int]:
+    """(width, height) of a grid of ``rows`` x ``columns`` tiles of ``h`` x ``w``."""
+    return columns * w + (columns + 1) * pad, rows * h + (rows + 1) * pad
+
+
+def render_grid(rows: list[list[np.ndarray]], pad: int = PAD) -> Image.Image:
+    """Tiles (equal-sized RGB arrays) in rows -> one RGB image, ``pad`` pixels apart and from the border."""
+    h, w = rows[0][0].shape[:2]
+    image = Image.new('RGB', grid_size(max(len(r) for r in rows), len(rows), h, w, pad), BACKGROUND)
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            image.paste(Image.fromarray(tile), (pad + c * (w + pad), pad + r * (h + pad)))
+    return image
+
+
+def save_gif(rgb: list[np.ndarray], shown: list[np.ndarray], path: str, fps: float) -> None:
+    """One GIF frame per pair: frame t on the left, its PA map on the right; loops forever."""
+    frames = [render_grid([[a, b]]) for a, b in zip(rgb, shown)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=max(round(1000 / fps), 20),
+                   loop=0)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    try:
+        data_length = args.data_length or checkpoint_data_length(args.weights) or 4
+        pa = load_pa(args.weights, data_length, args.seed)
+        raw, indices = sample_clip(args.video, args.num_segments, data_length)
+    except (OSError, ValueError) as err:  # missing/unreadable video, frames or checkpoint
+        raise SystemExit(f'error: {err}') from None
+    frames = prepare_frames(raw, args.size, args.crop)
+    maps = pa_maps(frames, pa)
+    rgb, shown = pair_tiles(frames, maps, args.cmap)
+    for path in (args.out, args.gif):
+        if path and os.path.dirname(os.path.abspath(path)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    image = render_grid([rgb, shown])
+    image.save(args.out)
+    source = args.weights or f'random init (seed {args.seed})'
+    print(f'=> {args.out}: {image.size[0]}x{image.size[1]}, {args.num_segments} segments x {data_length - 1} '
+          f'PA maps of {frames.shape[-1]}x{frames.shape[-2]} (frames {indices.tolist()}), PA conv: {source}')
+    print(f'   PA range {maps.min().item():.4g} .. {maps.max().item():.4g} (each map normalised for display)')
+    if args.gif:
+        save_gif(rgb, shown, args.gif, args.fps)
+        print(f'=> {args.gif}: {len(rgb)} frames')
+    return {'frames': frames, 'maps': maps, 'indices': indices, 'pa': pa, 'image': image}
+
+
+if __name__ == '__main__':
+    main()

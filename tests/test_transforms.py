@@ -11,8 +11,8 @@ from ops.transforms import (ClipCompose, ClipMultiScaleCrop, ClipOverSample, Gro
                             GroupFullResSample, GroupMultiScaleCrop, GroupNormalize, GroupOverSample,
                             GroupRandomHorizontalFlip, GroupScale, Stack, ToTorchFormatTensor,
                             build_test_transform, build_train_transform, build_val_transform,
-                            multiscale_crop_candidates, normalize_uint8_batch, resize_clip,
-                            train_augmentation)
+                            clip_to_channels_first, multiscale_crop_candidates, normalize_uint8_batch,
+                            resize_clip, train_augmentation)
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -171,6 +171,32 @@ def test_resize_clip_within_one_grey_level_of_pil():
     want = np.stack([np.asarray(Image.fromarray(f).resize((55, 263), Image.BILINEAR)) for f in frames])
     got = resize_clip(torch.from_numpy(frames).permute(0, 3, 1, 2), 263, 55).permute(0, 2, 3, 1)
     assert np.abs(got.numpy().astype(int) - want).max() <= 1
+
+
+def test_resize_clip_box_equals_resize_then_crop():
+    """The box drops columns before the vertical pass: the kept pixels must not change."""
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        w, h = (int(v) for v in rng.integers(12, 120, 2))
+        ow, oh = (int(v) for v in rng.integers(12, 160, 2))
+        if trial % 4 == 0:
+            ow = w  # height-only and width-only resizes take other branches
+        elif trial % 4 == 1:
+            oh = h
+        left, top = int(rng.integers(0, ow)), int(rng.integers(0, oh))
+        box = (left, top, int(rng.integers(left + 1, ow + 1)), int(rng.integers(top + 1, oh + 1)))
+        frames = torch.from_numpy(np.stack([_texture(w, h, trial + i) for i in range(2)])).permute(0, 3, 1, 2)
+        want = resize_clip(frames, oh, ow)[:, :, box[1]:box[3], box[0]:box[2]]
+        assert torch.equal(resize_clip(frames, oh, ow, box), want), (w, h, ow, oh, box)
+
+
+def test_clip_to_channels_first_copies_strided_clips():
+    hwc = torch.randint(0, 256, (3, 10, 14, 3), dtype=torch.uint8)
+    view = hwc.permute(0, 3, 1, 2)[:, :, 2:9, 1:12]
+    out = clip_to_channels_first(view)
+    assert out.is_contiguous() and torch.equal(out, view)
+    contiguous = view.contiguous()
+    assert clip_to_channels_first(contiguous) is contiguous
 
 
 @pytest.mark.parametrize('size', [(176, 100), (340, 256)])

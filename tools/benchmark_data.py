@@ -1,23 +1,24 @@
 """How fast is the data path? Clips per second of PANDataSet with the straightforward per-frame
 PIL pipeline (the release's Group* transforms: open and convert each JPEG, crop and resize frame
 by frame, stack, normalise) and with the project's fast pipeline (each distinct frame decoded once
-from its bytes, one slice crop and one resize for the whole clip, one fused normalisation).
+from its bytes, one slice crop and one resize for the whole clip, one normalisation per clip or
+per batch).
 
     python tools/benchmark_data.py [--sizes 176x100 340x256] [--videos 8] [--frames 40]
                                    [--segments 8] [--length 4] [--clips 48] [--workers 2]
-                                   [--repeats 3]
+                                   [--batch 4] [--repeats 3] [--threads 1]
 
 Frames are generated in a temporary folder, or in --out_dir: a random smooth texture drifting
 over time with a little noise, saved at PIL's default JPEG quality (75), which gives file sizes
 like those of real extracted frames (about 4-5 KB at 176x100, 19 KB at 340x256; the mean is
-printed). Both pipelines run on the same clips (training: multi-scale crop and flip; validation:
-scale and centre crop), in one process and through a DataLoader with --workers processes. The
-table gives clips/s (best of --repeats), their ratio, and the largest difference between the two
-outputs in grey levels (1 = 1/255). With workers, two more columns: 'fast u8', the fast pipeline
-shipping uint8 clips that the main process normalises per batch (normalize=False +
-normalize_uint8_batch), and 'floor', what the DataLoader alone achieves when the dataset returns
-a ready-made float clip: the cost of moving float clips between processes, which bounds both
-float pipelines.
+printed). Both pipelines run on the same clips (train: multi-scale crop and flip; val: scale and
+centre crop). '1 process' indexes the datasets in this process, both returning float clips.
+'N workers' reads through a DataLoader with --workers processes, as training does: the PIL
+pipeline ships float clips; the fast pipeline ships uint8 clips (a quarter of the bytes) and the
+main process normalises each batch with normalize_uint8_batch, inside the timed loop, so the
+figure counts load, decode, crop and normalisation. The table gives clips/s (best of --repeats,
+the candidates interleaved), their ratio, and the largest difference between the two outputs in
+grey levels (1 = 1/255).
 """
 from __future__ import annotations
 
@@ -86,34 +87,30 @@ def clips_per_second_single(dataset: PANDataSet, clips: int) -> float:
 
 def clips_per_second_loader(dataset: Dataset, clips: int, workers: int, batch: int,
                             after: Callable[[torch.Tensor], object] = lambda x: x) -> float:
-    """Throughput after the first batch (so worker start-up is not counted); ``after`` runs on
-    each batch in the main process (the uint8 variant normalises there)."""
+    """Steady-state throughput: timed from the first batch (worker start-up excluded) to the
+    batch that completes ``clips``, while the sampler still has batches queued, so the prefetch
+    buffer is in the same state at both ends (draining it at the end would look faster than it
+    is). ``after`` runs on each batch in the main process (the uint8 variant normalises there)."""
+    tail = workers * 2 * batch  # the DataLoader's default prefetch: 2 batches per worker
     loader = DataLoader(dataset, batch_size=batch, num_workers=workers,
-                        sampler=[k % len(dataset) for k in range(clips + batch)])
+                        sampler=[k % len(dataset) for k in range(batch + clips + tail)])
     it = iter(loader)
-    next(it)
+    after(next(it)[0])
     start, seen = time.perf_counter(), 0
     for x, _ in it:
         after(x)
         seen += x.shape[0]
-    return seen / (time.perf_counter() - start)
+        if seen >= clips:
+            break
+    elapsed = time.perf_counter() - start
+    del it  # stops the workers
+    return seen / elapsed
 
 
-class _ReadyMade(Dataset):
-    """Returns the same tensor for every item: the DataLoader's own cost for clips of that shape."""
-
-    def __init__(self, clip: torch.Tensor, length: int) -> None:
-        self.clip, self.length = clip, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.clip.clone(), 0
-
-
-def max_difference(slow: PANDataSet, fast: PANDataSet, clips: int) -> float:
-    """Largest |slow - fast| over ``clips`` identically seeded items, in grey levels."""
+def max_difference(slow: PANDataSet, fast: PANDataSet, clips: int,
+                   finish: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> float:
+    """Largest |slow - finish(fast)| over ``clips`` identically seeded items, in grey levels
+    (``finish`` turns the fast item into the float clip the model gets)."""
     std = torch.tensor(STD)
     worst = 0.0
     for k in range(clips):
@@ -122,13 +119,16 @@ def max_difference(slow: PANDataSet, fast: PANDataSet, clips: int) -> float:
             random.seed(k)
             torch.manual_seed(k)
             outs.append(ds[k % len(ds)][0])
-        diff = (outs[0] - outs[1]).abs().view(-1, 3, *outs[0].shape[-2:]).amax(dim=(0, 2, 3))
+        diff = (outs[0] - finish(outs[1])).abs().view(-1, 3, *outs[0].shape[-2:]).amax(dim=(0, 2, 3))
         worst = max(worst, float((diff * std * 255).max()))
     return worst
 
 
 def benchmark_pipeline(list_file: Path, train: bool, args: argparse.Namespace) -> list[dict]:
-    """Rows of the table for one frame size and one pipeline (train or val)."""
+    """Rows of the table for one frame size and one pipeline (train or val): in one process,
+    float clips from both pipelines; with workers, float clips from the PIL pipeline against
+    uint8 clips from the fast one that the main process normalises per batch (timed), which is
+    what the training loop does."""
     scale = args.crop * 256 // 224
 
     def dataset(fast: bool, normalize: bool = True) -> PANDataSet:
@@ -145,39 +145,42 @@ def benchmark_pipeline(list_file: Path, train: bool, args: argparse.Namespace) -
         rounds = [{name: measure() for name, measure in measures.items()} for _ in range(args.repeats)]
         return {name: max(r[name] for r in rounds) for name in measures}
 
+    def normalize(batch: torch.Tensor) -> torch.Tensor:
+        return normalize_uint8_batch(batch, MEAN, STD)
+
     slow, fast = dataset(False), dataset(True)
-    common = {'pipeline': 'train' if train else 'val',
-              'diff': max_difference(slow, fast, min(args.clips, 16))}
-    rows = [dict(common, setting='1 process', **best({
+    compared = min(args.clips, 16)
+    mode = 'train' if train else 'val'
+    rows = [dict(mode=mode, setting='1 process', diff=max_difference(slow, fast, compared), **best({
         'pil': lambda: clips_per_second_single(slow, args.clips),
         'fast': lambda: clips_per_second_single(fast, args.clips)}))]
     if args.workers > 0:
-        def loader(ds, after=lambda x: x):
-            return lambda: clips_per_second_loader(ds, args.clips, args.workers, args.batch, after)
         fast_u8 = dataset(True, normalize=False)
-        rows.append(dict(common, setting=f'{args.workers} workers', **best({
-            'pil': loader(slow), 'fast': loader(fast),
-            'u8': loader(fast_u8, lambda x: normalize_uint8_batch(x, MEAN, STD)),
-            'floor': loader(_ReadyMade(fast[0][0], len(fast)))})))
+
+        def loader(ds: PANDataSet, after: Callable = lambda x: x) -> Callable[[], float]:
+            return lambda: clips_per_second_loader(ds, args.clips, args.workers, args.batch, after)
+        rows.append(dict(mode=mode, setting=f'{args.workers} workers',
+                         diff=max_difference(slow, fast_u8, compared, normalize),
+                         **best({'pil': loader(slow), 'fast': loader(fast_u8, normalize)})))
     return rows
 
 
 def print_table(rows: list[dict], kbytes: dict, args: argparse.Namespace) -> None:
     print(f'\nclips of {args.segments} segments x {args.length} frames -> {args.crop}x{args.crop}, '
-          f'torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; mean JPEG size: '
+          f'batch {args.batch}, best of {args.repeats} x {args.clips} clips, torch threads '
+          f'{torch.get_num_threads()}, {os.cpu_count()} CPUs; mean JPEG size: '
           + ', '.join(f'{w}x{h} {kb:.1f} KB' for (w, h), kb in kbytes.items()))
-    header = (f'{"frames":>8} {"pipeline":>8} {"setting":>10} {"PIL clips/s":>12} {"fast clips/s":>13} '
-              f'{"speed-up":>9} {"max diff":>9} {"fast u8":>8} {"speed-up":>9} {"floor":>7}')
+    header = (f'{"frames":>8} {"mode":>5} {"setting":>10} {"PIL clips/s":>12} {"fast clips/s":>13} '
+              f'{"speed-up":>9} {"max diff":>9}')
     print(header)
     print('-' * len(header))
     for r in rows:
-        extra = (f'{r["u8"]:8.1f} {r["u8"] / r["pil"]:8.2f}x {r["floor"]:7.1f}' if 'u8' in r
-                 else f'{"-":>8} {"-":>9} {"-":>7}')
-        print(f'{r["size"]:>8} {r["pipeline"]:>8} {r["setting"]:>10} {r["pil"]:12.1f} {r["fast"]:13.1f} '
-              f'{r["fast"] / r["pil"]:8.2f}x {r["diff"]:9.3f} {extra}')
-    print('max diff: largest |PIL - fast| over the compared clips, in grey levels (1.0 = 1/255)\n'
-          'fast u8: the fast pipeline shipping uint8 clips, normalised per batch in the main process\n'
-          'floor: clips/s of the DataLoader alone, shipping ready-made float clips of the same size')
+        print(f'{r["size"]:>8} {r["mode"]:>5} {r["setting"]:>10} {r["pil"]:12.1f} {r["fast"]:13.1f} '
+              f'{r["fast"] / r["pil"]:8.2f}x {r["diff"]:9.3f}')
+    print('PIL: per-frame PIL pipeline (open, convert, crop, resize, stack, normalise), float clips\n'
+          'fast: 1 process: the fast pipeline to float clips; with workers: to uint8 clips, which\n'
+          '      the main process normalises per batch (normalize_uint8_batch, timed)\n'
+          'max diff: largest |PIL - fast| over the compared clips, in grey levels (1.0 = 1/255)')
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -195,22 +198,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument('--repeats', type=int, default=3, help='measurements per figure; the best is shown')
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers (0: skip that row)')
     p.add_argument('--batch', type=int, default=4, help='DataLoader batch size')
+    p.add_argument('--threads', type=int, default=1,
+                   help='torch threads of this process (DataLoader workers always use 1); more than '
+                        'one on a busy machine makes torch wait on descheduled threads')
     p.add_argument('--pipelines', nargs='+', choices=['train', 'val'], default=['train', 'val'])
     p.add_argument('--out_dir', type=str, default=None, help='where to write frames (default: a temp dir)')
     args = p.parse_args(argv)
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
     rows, kbytes = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.out_dir or tmp)
-        for size in args.sizes:
-            list_file = make_frames(root, size, args.videos, args.frames)
-            jpegs = list(list_file.parent.glob('*/*.jpg'))
-            kbytes[size] = sum(j.stat().st_size for j in jpegs) / len(jpegs) / 1024
-            for pipe in tqdm(args.pipelines, desc=f'{size[0]}x{size[1]}', leave=False):
-                rows += [dict(r, size=f'{size[0]}x{size[1]}')
-                         for r in benchmark_pipeline(list_file, pipe == 'train', args)]
-    print_table(rows, kbytes, args)
-
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(args.out_dir or tmp)
+            for size in args.sizes:
+                list_file = make_frames(root, size, args.videos, args.frames)
+                jpegs = list(list_file.parent.glob('*/*.jpg'))
+                kbytes[size] = sum(j.stat().st_size for j in jpegs) / len(jpegs) / 1024
+                for pipe in tqdm(args.pipelines, desc=f'{size[0]}x{size[1]}', leave=False):
+                    rows += [dict(r, size=f'{size[0]}x{size[1]}')
+                             for r in benchmark_pipeline(list_file, pipe == 'train', args)]
+        print_table(rows, kbytes, args)
+    finally:
+        torch.set_num_threads(threads)
 
 if __name__ == '__main__':
     main()

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 
-
 def run_tool(repo_root, *args):
     result = subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -67,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- the PA conv
 
-def load_pa(weights: str | None, n_length: int, seed: int = 0) -> PA:
-    """A PA module with the shallow conv of checkpoint ``weights``, or (None) a fresh one drawn
-    from ``seed`` without touching the global RNG."""
+def load_pa(weights: str | None, n_length: int, seed: int = 0, checkpoint: dict | None = None) -> PA:
+    """A PA module with the shallow conv of checkpoint ``weights`` (``checkpoint``: that file
+    already read), or (None) a fresh one drawn from ``seed`` without touching the global RNG."""
     if weights is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return PA(n_length).eval()
-    state = checkpoint_state_dict(read_checkpoint(weights))
+    state = checkpoint_state_dict(checkpoint if checkpoint is not None else read_checkpoint(weights))
     missing = [k for k in PA_KEYS if k not in state]
     if missing:
         raise ValueError(f'{weights} has no PA conv (missing {", ".join(missing)}): an RGB checkpoint? '
@@ -87,11 +87,9 @@ def load_pa(weights: str | None, n_length: int, seed: int = 0) -> PA:
     return pa.eval()
 
 
-def checkpoint_data_length(weights: str | None) -> int | None:
-    """The ``data_length`` a main.py checkpoint was trained with (None if not stored)."""
-    if weights is None:
-        return None
-    return (read_checkpoint(weights).get('model_options') or {}).get('data_length')
+def checkpoint_data_length(checkpoint: dict | None) -> int | None:
+    """The ``data_length`` a main.py checkpoint was trained with (None if not stored or no checkpoint)."""
+    return ((checkpoint or {}).get('model_options') or {}).get('data_length')
 
 
 # ---------------------------------------------------------------- frames and maps
@@ -170,8 +168,9 @@ def save_gif(rgb: list[np.ndarray], shown: list[np.ndarray], path: str, fps: flo
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     try:
-        data_length = args.data_length or checkpoint_data_length(args.weights) or 4
-        pa = load_pa(args.weights, data_length, args.seed)
+        checkpoint = read_checkpoint(args.weights) if args.weights else None
+        data_length = args.data_length or checkpoint_data_length(checkpoint) or 4
+        pa = load_pa(args.weights, data_length, args.seed, checkpoint)
         raw, indices = sample_clip(args.video, args.num_segments, data_length)
     except (OSError, ValueError) as err:  # missing/unreadable video, frames or checkpoint
         raise SystemExit(f'error: {err}') from None

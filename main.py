@@ -192,7 +192,7 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
             print(f'=> fine-tuning from {args.tune_from}: {len(report["loaded"])} tensors loaded, '
                   f'{len(report["skipped"])} skipped')
     data = dict(modality=args.modality, num_segments=args.num_segments, data_length=args.data_length,
-                crop_size=args.input_size, scale_size=args.input_size * 256 // 224, mean=model.input_mean,
+                input_size=args.input_size, mean=model.input_mean,
                 std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing)
     train_set = build_clip_dataset(info, str(info.train_list), 'train', **data)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)

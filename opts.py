@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from ops.backbone_registry import BACKBONES
+from ops.backbones import PRETRAIN_CHOICES
+from ops.dataset_config import known_datasets
+from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description='Train a PAN model (PAN_Lite, or the RGB / PA branch of PAN_Full).')
-    p.add_argument('dataset', type=str, help='something, somethingv2, jester, kinetics, ucf101, hmdb51 or synthetic')
-    p.add_argument('modality', type=str, choices=['RGB', 'PA', 'Lite'])
+    p.add_argument('dataset', type=str, choices=known_datasets(), help='dataset of the registry (ops/dataset_config.py)')
+    p.add_argument('modality', type=str, choices=MODALITIES)
     p.add_argument('--train_list', type=str, default='', help='list file (default: the dataset\'s)')
     p.add_argument('--val_list', type=str, default='', help='list file (default: the dataset\'s)')
     p.add_argument('--root_path', type=str, default=None,
@@ -17,18 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--store_name', type=str, default='', help='run name (default: built from the options)')
 
     g = p.add_argument_group('model')
-    g.add_argument('--arch', type=str, default='resnet50',
-                   help='resnet18, resnet34, resnet50, resnet101 or mobilenetv2')
+    g.add_argument('--arch', type=str, default='resnet50', choices=sorted(BACKBONES),
+                   help='backbone (archs/)')
     g.add_argument('--num_segments', type=int, default=3)
     g.add_argument('--consensus_type', type=str, default='avg')
     g.add_argument('--dropout', '--do', default=0.5, type=float, help='dropout ratio before the classifier')
     g.add_argument('--img_feature_dim', default=256, type=int, help='kept for compatibility (TRN heads only)')
     g.add_argument('--suffix', type=str, default=None)
-    g.add_argument('--pretrain', type=str, default='imagenet', choices=['imagenet', 'scratch'])
+    g.add_argument('--pretrain', type=str, default='imagenet', choices=PRETRAIN_CHOICES)
     g.add_argument('--tune_from', type=str, default=None, help='fine-tune from this checkpoint')
     g.add_argument('--base', type=str, default='TSM', choices=['TSM', 'TSN'],
                    help='TSM forces the temporal shift on (1/8, blockres), as the release does')
-    g.add_argument('--data_length', type=int, default=4, help='consecutive frames per segment for PA and Lite')
+    g.add_argument('--data_length', type=int, default=DEFAULT_DATA_LENGTH, help='consecutive frames per segment for PA and Lite')
     g.add_argument('--VAP', dest='VAP', action='store_true', default=True, help='VAP head (default on)')
     g.add_argument('--no_VAP', dest='VAP', action='store_false', help='TSN head with consensus instead of VAP')
     g.add_argument('--shift', default=False, action='store_true', help='temporal shift (forced on by --base TSM)')

@@ -22,25 +22,26 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ops.checkpoint import read_checkpoint
-from ops.data_setup import build_clip_dataset, frames_per_segment, resolve_dataset, to_model_input
+from ops.checkpoint import branch_options, build_pan, read_checkpoint
+from ops.data_setup import build_clip_dataset, resolve_dataset, to_model_input
 from ops.dataset import parse_list_file
-from ops.dataset_config import read_categories
+from ops.dataset_config import known_datasets, read_categories
 from ops.distributed import pick_device
-from ops.inference import branch_options, build_pan
+from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
 from ops.test_report import class_accuracy, confusion, save_confusion_png, write_submission
 from ops.utils import AverageMeter, accuracy
+from ops.views import CROP_CHOICES, TestViews
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('dataset', type=str)
+    p.add_argument('dataset', type=str, choices=known_datasets())
     p.add_argument('--weights', type=str, required=True, help='checkpoint(s), comma separated: one branch each')
     p.add_argument('--test_segments', type=str, default='8', help='segments per branch, comma separated')
     p.add_argument('--dense_sample', default=False, action='store_true', help='10 dense clips per video')
     p.add_argument('--twice_sample', default=False, action='store_true', help='2 clips per video')
     p.add_argument('--full_res', default=False, action='store_true', help='256x256 crops instead of 224x224')
-    p.add_argument('--test_crops', type=int, default=1, choices=[1, 3, 5, 10])
+    p.add_argument('--test_crops', type=int, default=1, choices=CROP_CHOICES)
     p.add_argument('--coeff', type=str, default=None, help='branch weights, comma separated')
     p.add_argument('--batch_size', type=int, default=1)
     p.add_argument('-j', '--workers', default=8, type=int)
@@ -100,9 +101,10 @@ def ensemble_name(branches: list[Branch]) -> str:
     return '+'.join(b.modality for b in branches)
 
 
-def views_per_video(args: argparse.Namespace) -> int:
-    clips = 10 if args.dense_sample else (2 if args.twice_sample else 1)
-    return clips * args.test_crops
+def views_of(args: argparse.Namespace) -> TestViews:
+    """The clips, crops and resolution of the command line."""
+    return TestViews(crops=args.test_crops, full_res=args.full_res, twice_sample=args.twice_sample,
+                     dense_sample=args.dense_sample, input_size=args.input_size)
 
 
 @torch.no_grad()
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         branches.append(Branch(path, options['modality'], options['base_model'], n_seg, options, ckpt))
     check_lists(list_files, branches)
 
-    scale_size = args.input_size * 256 // 224
+    views = views_of(args)
     for branch, list_file in zip(branches, list_files):
         model = build_pan(branch.options, branch.checkpoint, branch.path)
         branch.checkpoint = None
@@ -161,17 +163,16 @@ def main(argv: list[str] | None = None) -> dict:
             model = torch.nn.DataParallel(model, device_ids=args.gpus)
         branch.model = model
         mean, std = model_stats(model)
+        data_length = branch.options.get('data_length', DEFAULT_DATA_LENGTH)
         branch.dataset = build_clip_dataset(
-            info, list_file, 'test', branch.modality, branch.num_segments, branch.options.get('data_length', 4),
-            args.input_size, scale_size, mean, std, test_crops=args.test_crops, full_res=args.full_res,
-            dense_sample=args.dense_sample, twice_sample=args.twice_sample,
-            remove_missing=len(branches) == 1, substitute_missing=args.substitute_missing)
+            info, list_file, 'test', branch.modality, branch.num_segments, data_length, args.input_size,
+            mean, std, views=views, remove_missing=len(branches) == 1,
+            substitute_missing=args.substitute_missing)
         print(f'=> {branch.modality} branch: {os.path.basename(branch.path)} ({branch.arch}, '
-              f'{branch.num_segments} segments x {frames_per_segment(branch.modality, branch.options.get("data_length", 4))} '
+              f'{branch.num_segments} segments x {frames_per_segment(branch.modality, data_length)} '
               f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"})')
     videos = [r.path for r in branches[0].dataset.video_list]
     total = len(videos) if args.max_num < 0 else min(args.max_num, len(videos))
-    views = views_per_video(args)
     subset = list(range(total))
     loaders = [torch.utils.data.DataLoader(torch.utils.data.Subset(b.dataset, subset), batch_size=args.batch_size,
                                            shuffle=False, num_workers=args.workers,
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
             if not torch.equal(label, target):
                 raise SystemExit('error: branches disagree on the labels of the same videos')
             mean, std = model_stats(branches[i].model)
-            per_branch[i].append(branch_scores(branches[i], clips, views, args, device, mean, std))
+            per_branch[i].append(branch_scores(branches[i], clips, views.num_views, args, device, mean, std))
         scores = sum(c * s[-1] for c, s in zip(coeff, per_branch)) / len(branches)
         p1, p5 = accuracy(scores, target, (1, 5))
         top1.update(p1, target.size(0))

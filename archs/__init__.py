@@ -1,2 +1,2 @@
-"""Backbones that torchvision's ResNets do not cover; importing this package registers them."""
-from archs import mobilenet_v2  # noqa: F401
+"""PAN's backbones; importing this package registers each in :mod:`ops.backbone_registry`."""
+from archs import mobilenet_v2, resnet  # noqa: F401

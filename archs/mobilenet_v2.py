@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 
-from ops.backbones import BackboneEntry, register_backbone
+from ops.backbone_registry import BackboneEntry, register_backbone
 from ops.temporal_shift import TemporalShift
 
 

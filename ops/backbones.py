@@ -1,58 +1,28 @@
-"""2D backbones for PAN: torchvision ResNets, their ImageNet weights, and first-conv inflation.
+"""Building PAN's 2D backbones from the registry: ImageNet weights, temporal modelling and
+first-conv inflation.
 
 A backbone is a torchvision classification network whose last layer is named by its
-``last_layer_name`` attribute (``fc`` for ResNets); PAN replaces that layer with its head.
+``last_layer_name`` attribute (``fc`` for ResNets); PAN replaces that layer with its head. The
+architectures themselves live in ``archs/`` and register in :mod:`ops.backbone_registry`.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Callable
 from urllib.error import URLError
 
 import torch
 import torchvision
 from torch import nn
 
-from ops.temporal_shift import make_temporal_pool, make_temporal_shift
-
-
-@dataclass(frozen=True)
-class BackboneEntry:
-    """How to build one architecture: the torchvision constructor, its ImageNet weights enum
-    member, the name of its classifier layer, and how to insert the temporal shift."""
-    build: Callable[..., nn.Module]
-    weights: torchvision.models.WeightsEnum
-    last_layer_name: str
-    add_shift: Callable[..., None]
-
-
-def _resnet_shift(net: nn.Module, n_segment: int, n_div: int, place: str, temporal_pool: bool) -> None:
-    make_temporal_shift(net, n_segment, n_div, place, temporal_pool)
-
-
-BACKBONES: dict[str, BackboneEntry] = {
-    'resnet18': BackboneEntry(torchvision.models.resnet18, torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
-                              'fc', _resnet_shift),
-    'resnet34': BackboneEntry(torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
-                              'fc', _resnet_shift),
-    'resnet50': BackboneEntry(torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
-                              'fc', _resnet_shift),
-    'resnet101': BackboneEntry(torchvision.models.resnet101, torchvision.models.ResNet101_Weights.IMAGENET1K_V1,
-                               'fc', _resnet_shift),
-}
+import archs  # noqa: F401  (registers every architecture before any lookup)
+from ops.backbone_registry import BACKBONES, BackboneEntry, register_backbone  # noqa: F401
+from ops.temporal_shift import make_temporal_pool
 
 PRETRAIN_CHOICES = ('imagenet', 'scratch')
 
 
-def register_backbone(name: str, entry: BackboneEntry) -> None:
-    """Make another architecture available to PAN (used by the modules in archs/)."""
-    BACKBONES[name] = entry
-
-
-def _entry(arch: str) -> BackboneEntry:
-    # archs/ registers its backbones on import; imported here so a plain `ops.models` user gets them.
-    import archs  # noqa: F401
+def backbone_entry(arch: str) -> BackboneEntry:
+    """The registry entry of ``arch``; a ValueError lists the registered names."""
     if arch not in BACKBONES:
         raise ValueError(f"Unknown base_model '{arch}'; available: {', '.join(sorted(BACKBONES))}")
     return BACKBONES[arch]
@@ -81,7 +51,7 @@ def build_backbone(arch: str, pretrain: str = 'imagenet') -> nn.Module:
     """
     if pretrain not in PRETRAIN_CHOICES:
         raise ValueError(f"pretrain must be one of {PRETRAIN_CHOICES}, got '{pretrain}'")
-    entry = _entry(arch)
+    entry = backbone_entry(arch)
     net = entry.build(weights=None)
     if pretrain == 'imagenet':
         net.load_state_dict(load_imagenet_state_dict(entry.weights))
@@ -93,7 +63,7 @@ def add_temporal_modelling(net: nn.Module, arch: str, n_segment: int, shift: boo
                            shift_place: str, temporal_pool: bool) -> None:
     """Insert TSM shift and/or temporal pooling into a backbone from :func:`build_backbone`, in place."""
     if shift:
-        _entry(arch).add_shift(net, n_segment, shift_div, shift_place, temporal_pool)
+        backbone_entry(arch).add_shift(net, n_segment, shift_div, shift_place, temporal_pool)
     if temporal_pool:
         if not hasattr(net, 'layer2'):
             raise NotImplementedError(f'temporal_pool is implemented for ResNets, not {arch}')

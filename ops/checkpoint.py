@@ -1,4 +1,5 @@
-"""Reading released / trained checkpoints into PAN models, and writing checkpoints safely.
+"""Reading released / trained checkpoints into PAN models, rebuilding the PAN model of a
+checkpoint from it alone, and writing checkpoints safely.
 
 A checkpoint file is either the release's dict (``{'epoch', 'arch', 'state_dict', 'optimizer',
 'best_prec1', ...}`` with ``state_dict`` keys prefixed ``module.`` by ``nn.DataParallel``) or a
@@ -12,6 +13,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ops.models import PAN
+from ops.naming import parse_run_name
 
 MODULE_PREFIX = 'module.'
 
@@ -139,3 +143,67 @@ def load_for_finetune(model: nn.Module, path: str, drop_classifier: bool) -> dic
                                       + _listing('skipped', skipped))
     model.load_state_dict(own)
     return {'loaded': loaded, 'skipped': skipped}
+
+
+# ---------------------------------------------------------------- the model of a checkpoint
+
+CLASSIFIER_BIAS_KEYS = ('fc.pred.bias', 'new_fc.bias', 'base_model.fc.bias')
+
+
+def stored_num_class(state: dict) -> int | None:
+    """Class count of a (prefix-free) state dict, read from its classifier's bias; None if absent."""
+    return next((v.shape[0] for k, v in state.items() if k.endswith(CLASSIFIER_BIAS_KEYS)), None)
+
+
+def branch_options(path: str, checkpoint: dict, num_segments: int | None = None, num_class: int | None = None,
+                   img_feature_dim: int = 256) -> dict:
+    """PAN keyword arguments of a checkpoint: stored by main.py, else read from the released file
+    name; the head (VAP or TSN) and the class count come from the weights themselves.
+
+    ``num_segments``: None keeps the stored (or named) count. ``num_class``: None takes the
+    weights' count; given, it must agree with them.
+    """
+    state = checkpoint_state_dict(checkpoint)
+    has_vap = any('.TES.' in k for k in state)
+    if checkpoint.get('model_options'):
+        options = dict(checkpoint['model_options'])
+    else:
+        name = parse_run_name(path)
+        options = dict(modality=name.modality, base_model=name.arch, is_shift=name.is_shift,
+                       shift_div=name.shift_div, shift_place=name.shift_place,
+                       temporal_pool=name.temporal_pool, consensus_type=name.consensus_type, dropout=0.5,
+                       img_feature_dim=img_feature_dim, num_segments=name.num_segments)
+    stored_classes = stored_num_class(state)
+    if num_class is None:
+        if stored_classes is None:
+            raise ValueError(f'{path}: no classifier weights ({", ".join(CLASSIFIER_BIAS_KEYS)}), '
+                             'so the class count is unknown')
+        num_class = stored_classes
+    elif stored_classes is not None and stored_classes != num_class:
+        raise ValueError(f'{path} has {stored_classes} classes but dataset has {num_class}: '
+                         'wrong dataset or checkpoint?')
+    options.update(num_class=num_class, has_VAP=has_vap)
+    if num_segments is not None:
+        options['num_segments'] = num_segments
+    return options
+
+
+def load_pan_model(path: str, num_segments: int | None = None,
+                   device: torch.device = torch.device('cpu')) -> tuple[PAN, dict, dict]:
+    """The PAN model of a checkpoint file, weights loaded, in eval mode on ``device``.
+
+    Returns ``(model, options, checkpoint)``. Raises FileNotFoundError for a missing file,
+    ValueError for one that does not read or whose settings cannot be found, and
+    ``CheckpointMismatchError`` (a ValueError) when the weights do not fit the rebuilt model.
+    """
+    checkpoint = read_checkpoint(path)
+    options = branch_options(path, checkpoint, num_segments)
+    return build_pan(options, checkpoint, path).to(device).eval(), options, checkpoint
+
+
+def build_pan(options: dict, checkpoint: dict, source: str) -> PAN:
+    """A PAN built from ``options`` (see :func:`branch_options`) holding the checkpoint's weights
+    (no ImageNet download: every weight comes from the checkpoint)."""
+    model = PAN(**options, pretrain='scratch', print_spec=False)
+    load_pan_weights(model, checkpoint, source=source)
+    return model

@@ -10,9 +10,12 @@ from typing import Sequence
 
 import torch
 
+from ops.backbone_registry import scale_size_for
 from ops.dataset import PANDataSet
 from ops.dataset_config import DatasetInfo, check_dataset_files, get_dataset_info
-from ops.transforms import build_test_transform, build_train_transform, build_val_transform, normalize_uint8_batch
+from ops.modalities import frames_per_segment
+from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
+from ops.views import TestViews
 
 
 def resolve_dataset(dataset: str, root_path: str | None = None, train_list: str | None = None,
@@ -25,34 +28,31 @@ def resolve_dataset(dataset: str, root_path: str | None = None, train_list: str 
     return info
 
 
-def frames_per_segment(modality: str, data_length: int) -> int:
-    """RGB reads one frame per segment; PA and Lite read ``data_length`` consecutive frames."""
-    return 1 if modality == 'RGB' else data_length
-
-
 def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: str, num_segments: int,
-                       data_length: int, crop_size: int, scale_size: int, mean: Sequence[float],
-                       std: Sequence[float], test_crops: int = 1, full_res: bool = False,
-                       dense_sample: bool = False, twice_sample: bool = False, remove_missing: bool = False,
+                       data_length: int, input_size: int, mean: Sequence[float], std: Sequence[float],
+                       views: TestViews | None = None, dense_sample: bool = False, remove_missing: bool = False,
                        substitute_missing: bool = False) -> PANDataSet:
-    """A PANDataSet for ``mode`` 'train' (random segment offsets, multi-scale crop, flip where the
-    dataset allows), 'val' (segment centres, centre crop) or 'test' (test_mode with the views of
-    ``test_crops`` / ``full_res`` / ``twice_sample`` / ``dense_sample``). Items are uint8 clips
+    """A PANDataSet for ``mode`` 'train' (random segment offsets, multi-scale crop to
+    ``input_size``, flip where the dataset allows), 'val' (segment centres, short side to
+    :func:`scale_size_for` ``(input_size)``, centre crop) or 'test' (the clips and crops of
+    ``views``, whose ``input_size`` is used). Items are uint8 clips
     ``(views * T * L * 3, crop, crop)`` and the label."""
+    twice_sample = False
     if mode == 'train':
-        transform = build_train_transform(crop_size, mean, std, flip=info.flip, normalize=False)
+        transform = build_train_transform(input_size, mean, std, flip=info.flip, normalize=False)
     elif mode == 'val':
-        transform = build_val_transform(crop_size, scale_size, mean, std, normalize=False)
+        transform = build_val_transform(input_size, scale_size_for(input_size), mean, std, normalize=False)
     elif mode == 'test':
-        transform = build_test_transform(crop_size, scale_size, mean, std, test_crops=test_crops,
-                                         full_res=full_res, normalize=False)
+        views = views or TestViews(input_size=input_size, dense_sample=dense_sample)
+        transform = views.transform(mean, std, normalize=False)
+        dense_sample, twice_sample = views.dense_sample, views.twice_sample
     else:
         raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
     return PANDataSet(info.frames_root, list_file, num_segments=num_segments,
                       new_length=frames_per_segment(modality, data_length), modality=modality,
                       image_tmpl=info.image_tmpl, transform=transform, random_shift=mode == 'train',
                       test_mode=mode == 'test', remove_missing=remove_missing, dense_sample=dense_sample,
-                      twice_sample=twice_sample and mode == 'test', num_class=info.num_class,
+                      twice_sample=twice_sample, num_class=info.num_class,
                       substitute_missing=substitute_missing)
 
 

@@ -1,10 +1,7 @@
-"""From list file to clip tensor: list parsing, TSN frame sampling (pure functions) and the
-``PANDataSet`` that reads frame folders or video files.
+"""From list file to clip tensor: list parsing and the ``PANDataSet`` that samples frames
+(:mod:`ops.sampling`) and reads them from frame folders or video files (:mod:`ops.frame_source`).
 
-Frame indices are 1-based as in the release (``img_00001.jpg`` is frame 1). A clip is
-``num_segments`` segment starts, each expanded to ``new_length`` consecutive frames (the last frame
-repeats at the end of the video); at test time several clips (``twice_sample``: 2,
-``dense_sample``: 10) follow one another.
+Frame indices are 1-based as in the release (``img_00001.jpg`` is frame 1).
 """
 from __future__ import annotations
 
@@ -16,17 +13,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ops.image_io import FrameReadError, read_frame_pil, read_frame_uint8
-from ops.video_reader import VideoReader, VideoReadError, count_video_frames, is_video_file
+from ops.frame_source import FolderFrames, FrameSource, VideoFrames, stack_clip
+from ops.image_io import FrameReadError
+from ops.modalities import DEFAULT_DATA_LENGTH, check_modality
+from ops.sampling import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
+from ops.video_reader import VideoReadError, count_video_frames, is_video_file
 
-MODALITIES = ('RGB', 'PA', 'Lite')
-DEFAULT_NEW_LENGTH = {'RGB': 1, 'PA': 4, 'Lite': 4}  # frames per segment of the released models
-DENSE_WINDOW = 64  # dense sampling spreads a clip over this many frames
-DENSE_TEST_CLIPS = 10
 MIN_FRAMES = 3  # the release drops shorter videos from training and validation lists
 MAX_REPORTED_LINES = 5
 
@@ -105,97 +100,6 @@ def parse_list_file(list_file: str | os.PathLike, num_class: int | None = None) 
     return records
 
 
-# ---------------------------------------------------------------- sampling (pure functions)
-
-def _check_counts(num_frames: int, num_segments: int, new_length: int) -> None:
-    if num_frames < 1 or num_segments < 1 or new_length < 1:
-        raise ValueError(f'need num_frames, num_segments and new_length >= 1, got '
-                         f'{num_frames}, {num_segments}, {new_length}')
-
-
-def _randint(rng, high: int, size: int | None = None):
-    """Integers in ``[0, high)`` from a numpy Generator, RandomState or the ``np.random`` module."""
-    rng = np.random if rng is None else rng
-    return rng.integers(0, high, size) if isinstance(rng, np.random.Generator) else rng.randint(0, high, size)
-
-
-def _dense_offsets(num_frames: int, num_segments: int, start: int) -> np.ndarray:
-    """0-based frames of one dense clip: stride ``64 // num_segments`` from ``start``, wrapping."""
-    stride = DENSE_WINDOW // num_segments
-    return (np.arange(num_segments) * stride + start) % num_frames
-
-
-def _centres(num_frames: int, num_segments: int, new_length: int, half: bool = True) -> np.ndarray:
-    """0-based segment centres (``half``) or starts, computed as the release does in floating point;
-    clamped at 0 where videos shorter than ``new_length`` made the release go negative."""
-    tick = (num_frames - new_length + 1) / float(num_segments)
-    pos = (tick / 2.0 if half else 0.0) + tick * np.arange(num_segments)
-    return np.maximum(np.floor(pos), 0).astype(np.int64)
-
-
-def sample_train_indices(num_frames: int, num_segments: int, new_length: int = 1, rng=None,
-                  dense_sample: bool = False) -> np.ndarray:
-    """1-based segment starts ``(num_segments,)`` for training: a random frame inside each of the
-    ``num_segments`` equal segments of the ``num_frames - new_length + 1`` possible starts. Videos
-    with fewer starts than segments get sorted random starts, or all frame 1.
-
-    ``rng``: numpy Generator or RandomState (default: the global ``np.random``).
-    """
-    _check_counts(num_frames, num_segments, new_length)
-    if dense_sample:
-        sample_pos = max(1, 1 + num_frames - DENSE_WINDOW)
-        start = 0 if sample_pos == 1 else int(_randint(rng, sample_pos - 1))
-        return _dense_offsets(num_frames, num_segments, start) + 1
-    starts = num_frames - new_length + 1
-    duration = starts // num_segments
-    if duration > 0:
-        offsets = np.arange(num_segments) * duration + _randint(rng, duration, num_segments)
-    elif num_frames > num_segments and starts > 0:
-        offsets = np.sort(_randint(rng, starts, num_segments))
-    else:
-        offsets = np.zeros(num_segments, dtype=np.int64)
-    return np.asarray(offsets, dtype=np.int64) + 1
-
-
-def sample_val_indices(num_frames: int, num_segments: int, new_length: int = 1,
-                dense_sample: bool = False) -> np.ndarray:
-    """1-based segment starts for validation: the centre of each segment (frame 1 everywhere for
-    videos with at most ``num_segments + new_length - 1`` frames). Dense: the clip in the middle
-    of the possible dense windows (the release drew it at random; validation should not)."""
-    _check_counts(num_frames, num_segments, new_length)
-    if dense_sample:
-        sample_pos = max(1, 1 + num_frames - DENSE_WINDOW)
-        return _dense_offsets(num_frames, num_segments, (sample_pos - 1) // 2) + 1
-    if num_frames > num_segments + new_length - 1:
-        return _centres(num_frames, num_segments, new_length) + 1
-    return np.ones(num_segments, dtype=np.int64)
-
-
-def sample_test_indices(num_frames: int, num_segments: int, new_length: int = 1, twice_sample: bool = False,
-                 dense_sample: bool = False) -> np.ndarray:
-    """1-based segment starts of every test clip, clips concatenated: the centred clip
-    ``(num_segments,)``; ``twice_sample``: then the segment-start clip ``(2*num_segments,)``;
-    ``dense_sample``: 10 dense clips evenly spread ``(10*num_segments,)``."""
-    _check_counts(num_frames, num_segments, new_length)
-    if dense_sample:
-        sample_pos = max(1, 1 + num_frames - DENSE_WINDOW)
-        starts = np.linspace(0, sample_pos - 1, num=DENSE_TEST_CLIPS, dtype=int)
-        return np.concatenate([_dense_offsets(num_frames, num_segments, int(s)) for s in starts]) + 1
-    offsets = _centres(num_frames, num_segments, new_length)
-    if twice_sample:
-        offsets = np.concatenate([offsets, _centres(num_frames, num_segments, new_length, half=False)])
-    return offsets + 1
-
-
-def expand_indices(starts: Sequence[int] | np.ndarray, new_length: int, num_frames: int) -> np.ndarray:
-    """Every 1-based frame read for the segment ``starts``: ``new_length`` consecutive frames from
-    each, repeating the last frame of the video where they run past it. Shape
-    ``(len(starts) * new_length,)``, segment-major."""
-    starts = np.asarray(starts, dtype=np.int64)
-    frames = starts[:, None] + np.arange(new_length)
-    return np.minimum(frames, np.maximum(starts, num_frames)[:, None]).reshape(-1)
-
-
 # ---------------------------------------------------------------- the dataset
 
 class PANDataSet(Dataset):
@@ -224,12 +128,10 @@ class PANDataSet(Dataset):
                  transform: Callable | None = None, random_shift: bool = True, test_mode: bool = False,
                  remove_missing: bool = False, dense_sample: bool = False, twice_sample: bool = False,
                  *, num_class: int | None = None, substitute_missing: bool = False) -> None:
-        if modality not in MODALITIES:
-            raise ValueError(f'modality {modality!r} is not supported; use one of {", ".join(MODALITIES)} '
-                             '(PAN\'s PA modality replaces optical flow, so Flow and RGBDiff are not read)')
+        check_modality(modality)
         if modality in ('PA', 'Lite') and new_length < 2:
             raise ValueError(f'modality {modality} needs new_length >= 2 consecutive frames per segment '
-                             f'(the released models use {DEFAULT_NEW_LENGTH[modality]}), got {new_length}')
+                             f'(the released models use {DEFAULT_DATA_LENGTH}), got {new_length}')
         self.root_path = os.fspath(root_path)
         self.list_file = os.fspath(list_file)
         self.num_segments, self.new_length, self.modality = num_segments, new_length, modality
@@ -310,86 +212,37 @@ class PANDataSet(Dataset):
                           f'({reason}); further substitutions in this video are not reported',
                           MissingFrameWarning, stacklevel=3)
 
-    def _read_folder(self, record: VideoRecord, wanted: list[int], read: Callable) -> dict[int, object]:
-        folder = self._full_path(record)
-        frames: dict[int, object] = {}
-        unreadable: dict[int, FrameReadError] = {}
-        for i in wanted:
-            try:
-                frames[i] = read(os.path.join(folder, self.image_tmpl.format(i)))
-            except FrameReadError as e:
-                if not os.path.isdir(folder):
-                    raise FrameReadError(f'missing video folder: {folder} [{record.source}]') from None
-                if not self.substitute_missing:
-                    raise FrameReadError(f'{e} [video {record.path}, {record.source}]') from None
-                unreadable[i] = e
-        if unreadable:
-            replaced = {i: self._nearest_readable(record, i, frames, unreadable, read) for i in unreadable}
-            for i, j in replaced.items():
-                frames[i] = frames[j]
-            self._note_substitution(record, replaced, str(next(iter(unreadable.values()))))
-        return frames
-
-    def _nearest_readable(self, record: VideoRecord, i: int, frames: dict, unreadable: dict,
-                          read: Callable) -> int:
-        """The closest frame index to ``i`` (earlier first on ties) that reads; loads it into
-        ``frames``."""
-        folder = self._full_path(record)
-        for d in range(1, max(record.num_frames, i) + 1):
-            for j in (i - d, i + d):
-                if not 1 <= j <= record.num_frames or j in unreadable:
-                    continue
-                if j in frames:
-                    return j
-                try:
-                    frames[j] = read(os.path.join(folder, self.image_tmpl.format(j)))
-                    return j
-                except FrameReadError as e:
-                    unreadable[j] = e
-        raise FrameReadError(f'no readable frame in {folder} [{record.source}] to substitute for frame {i}')
-
-    def _read_video(self, record: VideoRecord, wanted: list[int]) -> dict[int, np.ndarray]:
+    def frame_source(self, record: VideoRecord) -> FrameSource:
+        """The reader of ``record``'s frames: a video file, else a frame folder (``image_tmpl``)."""
         path = self._full_path(record)
-        try:
-            reader = VideoReader(path)  # a video that cannot be opened has nothing to substitute
-        except VideoReadError as e:
-            raise VideoReadError(f'{e} [{record.source}]') from None
-        try:
-            got = reader.read([i - 1 for i in wanted])
-            return {i: got[i - 1] for i in wanted}
-        except VideoReadError as e:
-            if not self.substitute_missing:
-                raise VideoReadError(f'{e} [{record.source}]') from None
-            error = e
-        decoded = reader.read_all()  # the decodable prefix of a damaged video
-        if not decoded:
-            raise VideoReadError(f'{error}; no frame decodes [{record.source}]') from None
-        last = len(decoded)  # 1-based index of the last decodable frame
-        replaced = {i: last for i in wanted if i > last}
-        if replaced:
-            self._note_substitution(record, replaced, str(error))
-        return {i: decoded[min(i, last) - 1] for i in wanted}
+        if is_video_file(record.path):
+            return VideoFrames(path)
+        return FolderFrames(path, self.image_tmpl, record.num_frames)
 
     def load_frames(self, record: VideoRecord, indices: Sequence[int], as_uint8: bool):
         """The frames at 1-based ``indices`` in order: uint8 tensor ``(F, H, W, 3)`` or a list of
-        PIL images. Each distinct frame is read once."""
+        PIL images. Each distinct frame is read once; errors name the file and the list line."""
         indices = [int(i) for i in indices]
-        wanted = sorted(set(indices))
-        if is_video_file(record.path):
-            arrays = self._read_video(record, wanted)
-            if not as_uint8:
-                images = {i: Image.fromarray(a) for i, a in arrays.items()}
-                return [images[i] for i in indices]
-            frames = {i: torch.from_numpy(a) for i, a in arrays.items()}
-        else:
-            frames = self._read_folder(record, wanted, read_frame_uint8 if as_uint8 else read_frame_pil)
-            if not as_uint8:
-                return [frames[i] for i in indices]
-        shapes = {tuple(f.shape) for f in frames.values()}
-        if len(shapes) > 1:
-            raise ValueError(f'frames of {self._full_path(record)} differ in size {sorted(shapes)} '
-                             f'[{record.source}]')
-        return torch.stack([frames[i] for i in indices])
+        try:
+            source = self.frame_source(record)
+            if self.substitute_missing:
+                frames, replaced, reason = source.read_substituting(indices, as_pil=not as_uint8)
+                if replaced:
+                    self._note_substitution(record, replaced, reason)
+            else:
+                frames = source.read(indices, as_pil=not as_uint8)
+        except FrameReadError as e:
+            where = record.source if str(e).startswith('missing video folder') else \
+                f'video {record.path}, {record.source}'
+            raise FrameReadError(f'{e} [{where}]') from None
+        except VideoReadError as e:
+            raise VideoReadError(f'{e} [{record.source}]') from None
+        if not as_uint8:
+            return [frames[i] for i in indices]
+        try:
+            return stack_clip(frames, indices, self._full_path(record))
+        except ValueError as e:
+            raise ValueError(f'{e} [{record.source}]') from None
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         record = self.video_list[index]

@@ -37,7 +37,14 @@ class DatasetFilesError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
-class _Spec:
+class DatasetLayout:
+    """Where one dataset's files sit under the data root (relative paths), as the data
+    preparation tools write them and the loaders read them.
+
+    ``videos``: where the preparation tools look for the raw videos they extract frames from
+    ('' for datasets that ship frames). ``make_frames`` / ``make_lists``: how the user creates
+    the frames and the lists, for the error that reports them missing.
+    """
     num_class: int | None  # None: count the lines of category.txt
     frames: str
     train_list: str
@@ -47,35 +54,43 @@ class _Spec:
     flip: bool
     make_frames: str
     make_lists: str
+    videos: str = ''
+
+    @property
+    def lists_dir(self) -> str:
+        """The folder of the list files and category.txt."""
+        return str(Path(self.train_list).parent)
 
 
 _NO_LIST_TOOL = ('no tool in this project; write one "<video folder> <num frames> <label>" line per video '
                  '(see the README)')
 _NO_FRAME_TOOL = 'no tool in this project; extract frames as img_00001.jpg, ... per video (see the README)'
 _SYNTH = 'python tools/gen_synthetic.py --root_path <root>'
-_SPECS: dict[str, _Spec] = {
-    'something': _Spec(174, 'something/v1/20bn-something-something-v1', 'something/v1/train_videofolder.txt',
+_SPECS: dict[str, DatasetLayout] = {
+    'something': DatasetLayout(174, 'something/v1/20bn-something-something-v1', 'something/v1/train_videofolder.txt',
                        'something/v1/val_videofolder.txt', 'something/v1/category.txt', '{:05d}.jpg', False,
                        'the official Something-Something V1 download (it ships JPEG frames)',
                        'python tools/gen_label_sthv1.py'),
-    'somethingv2': _Spec(174, 'something/v2/20bn-something-something-v2-frames',
+    'somethingv2': DatasetLayout(174, 'something/v2/20bn-something-something-v2-frames',
                          'something/v2/train_videofolder.txt', 'something/v2/val_videofolder.txt',
                          'something/v2/category.txt', '{:06d}.jpg', False,
-                         'python tools/vid2img_sthv2.py', 'python tools/gen_label_sthv2.py'),
-    'jester': _Spec(27, 'jester/20bn-jester-v1', 'jester/train_videofolder.txt', 'jester/val_videofolder.txt',
+                         'python tools/vid2img_sthv2.py', 'python tools/gen_label_sthv2.py',
+                         videos='something/v2/20bn-something-something-v2'),
+    'jester': DatasetLayout(27, 'jester/20bn-jester-v1', 'jester/train_videofolder.txt', 'jester/val_videofolder.txt',
                     'jester/category.txt', '{:05d}.jpg', False,
                     'the official Jester download (it ships JPEG frames)', _NO_LIST_TOOL),
-    'kinetics': _Spec(400, 'kinetics/images', 'kinetics/labels/train_videofolder.txt',
+    'kinetics': DatasetLayout(400, 'kinetics/images', 'kinetics/labels/train_videofolder.txt',
                       'kinetics/labels/val_videofolder.txt', 'kinetics/labels/category.txt', 'img_{:05d}.jpg',
-                      True, 'python tools/vid2img_kinetics.py', 'python tools/gen_label_kinetics.py'),
-    'ucf101': _Spec(101, 'ucf101/images', 'ucf101/file_list/ucf101_rgb_train_split_1.txt',
+                      True, 'python tools/vid2img_kinetics.py', 'python tools/gen_label_kinetics.py',
+                      videos='kinetics/videos'),
+    'ucf101': DatasetLayout(101, 'ucf101/images', 'ucf101/file_list/ucf101_rgb_train_split_1.txt',
                     'ucf101/file_list/ucf101_rgb_val_split_1.txt', 'ucf101/category.txt', 'img_{:05d}.jpg',
                     True, _NO_FRAME_TOOL, _NO_LIST_TOOL),
-    'hmdb51': _Spec(51, 'hmdb51/images', 'hmdb51/file_list/hmdb51_rgb_train_split_1.txt',
+    'hmdb51': DatasetLayout(51, 'hmdb51/images', 'hmdb51/file_list/hmdb51_rgb_train_split_1.txt',
                     'hmdb51/file_list/hmdb51_rgb_val_split_1.txt', 'hmdb51/category.txt', 'img_{:05d}.jpg',
                     True, _NO_FRAME_TOOL, _NO_LIST_TOOL),
     # the classes of the synthetic set are motion directions, so flipping would change labels
-    'synthetic': _Spec(None, 'synthetic/frames', 'synthetic/train_videofolder.txt',
+    'synthetic': DatasetLayout(None, 'synthetic/frames', 'synthetic/train_videofolder.txt',
                        'synthetic/val_videofolder.txt', 'synthetic/category.txt', '{:05d}.jpg', False,
                        _SYNTH, _SYNTH),
 }
@@ -84,6 +99,13 @@ _SPECS: dict[str, _Spec] = {
 def known_datasets() -> list[str]:
     """Names :func:`get_dataset_info` accepts."""
     return list(_SPECS)
+
+
+def dataset_layout(name: str) -> DatasetLayout:
+    """The registry's layout of ``name``; unknown names raise ValueError listing the known ones."""
+    if name not in _SPECS:
+        raise ValueError(f'unknown dataset {name!r}; known datasets: {", ".join(_SPECS)}')
+    return _SPECS[name]
 
 
 def data_root(root_path: str | os.PathLike | None = None) -> Path:
@@ -141,9 +163,7 @@ def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
     Unknown names raise ValueError listing the known ones. ``synthetic`` reads its class count
     from its category.txt, so that file must exist (DatasetFilesError naming the generator).
     """
-    if name not in _SPECS:
-        raise ValueError(f'unknown dataset {name!r}; known datasets: {", ".join(_SPECS)}')
-    spec, root = _SPECS[name], data_root(root_path)
+    spec, root = dataset_layout(name), data_root(root_path)
     categories = root / spec.categories
     num_class = spec.num_class
     if num_class is None:

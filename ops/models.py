@@ -15,20 +15,12 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ops.backbones import add_temporal_modelling, build_backbone, inflate_first_conv
+from ops.backbone_registry import scale_size_for
+from ops.backbones import add_temporal_modelling, backbone_entry, build_backbone, inflate_first_conv
+from ops.modalities import check_modality, frames_per_segment
 from ops.PAN_modules import PA, VAP
 
-MODALITIES = ('RGB', 'PA', 'Lite')
 CONSENSUS_TYPES = ('avg', 'identity')
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
-
-def check_modality(modality: str) -> None:
-    """Reject modalities PAN does not have, pointing Flow/RGBDiff users at PA."""
-    if modality not in MODALITIES:
-        raise ValueError(f"Unknown modality '{modality}'; PAN supports {', '.join(MODALITIES)}. "
-                         'PA replaces optical flow (Flow) and RGB differences (RGBDiff): use PA, or Lite for RGB+PA.')
 
 
 class PAN(nn.Module):
@@ -69,7 +61,7 @@ class PAN(nn.Module):
         self.non_local = non_local
         self.data_length = data_length
         self.has_VAP = has_VAP
-        self.new_length = new_length if new_length is not None else (1 if modality == 'RGB' else data_length)
+        self.new_length = new_length if new_length is not None else frames_per_segment(modality, data_length)
         if modality != 'RGB' and self.new_length != data_length:
             raise ValueError(f'{modality} reads data_length={data_length} frames per segment; '
                              f'new_length={self.new_length} disagrees')
@@ -118,22 +110,22 @@ class PAN(nn.Module):
             nn.init.zeros_(self.new_fc.bias)
         return feature_dim
 
-    # -- input statistics used by the data pipeline ----------------------------------------
+    # -- input statistics used by the data pipeline (from the backbone's registry entry) ----
     @property
     def crop_size(self) -> int:
-        return 224
+        return backbone_entry(self.base_model_name).input_size
 
     @property
     def scale_size(self) -> int:
-        return self.crop_size * 256 // 224
+        return scale_size_for(self.crop_size)
 
     @property
     def input_mean(self) -> list[float]:
-        return list(IMAGENET_MEAN)
+        return list(backbone_entry(self.base_model_name).input_mean)
 
     @property
     def input_std(self) -> list[float]:
-        return list(IMAGENET_STD)
+        return list(backbone_entry(self.base_model_name).input_std)
 
     # -- batch norm freezing ---------------------------------------------------------------
     def partialBN(self, enable: bool) -> None:

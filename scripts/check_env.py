@@ -1,11 +1,16 @@
 """Exit 0 when the running Python satisfies a requirements file, 1 otherwise.
 
-Understands the forms requirements.txt uses: bare names, `name==version` and
-`name>=version`. Used by scripts/setup_env.sh to decide whether a venv is needed.
+Understands the forms requirements.txt uses: bare names, `name==version`, `name>=version`,
+and `-e .` (this project installed editable: its `ops` package must import from this checkout).
+Used by scripts/setup_env.sh to decide whether a venv is needed.
 """
+import importlib.util
+import os
 import re
 import sys
 from importlib import metadata
+
+PROJECT_PACKAGES = ('ops', 'archs', 'tools')
 
 
 def _version_tuple(text: str) -> tuple:
@@ -19,12 +24,27 @@ def _version_tuple(text: str) -> tuple:
     return tuple(parts)
 
 
+def project_installed(repo: str) -> bool:
+    """True when this checkout's packages import from anywhere (not only from its root)."""
+    for name in PROJECT_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        if not any(os.path.realpath(p) == os.path.realpath(os.path.join(repo, name)) for p in locations):
+            return False
+    return True
+
+
 def unmet(requirements_path: str) -> list:
     """Requirement lines the current interpreter does not satisfy."""
     missing = []
+    repo = os.path.dirname(os.path.abspath(requirements_path))
     for raw in open(requirements_path):
         line = raw.split('#')[0].strip()
         if not line:
+            continue
+        if line == '-e .':
+            if not project_installed(repo):
+                missing.append(f'{line} (this project, {repo}, is not installed)')
             continue
         match = re.fullmatch(r'([A-Za-z0-9_.\-]+)\s*(==|>=)?\s*([\w.]+)?', line)
         if not match:

@@ -15,7 +15,8 @@ else
         echo "setup_env: creating $_venv from requirements.txt (first run takes a few minutes)"
         [ -x "$_venv/bin/python" ] || "$_sys_py" -m venv "$_venv" || { echo "setup_env: python3 -m venv failed" >&2; return 1 2>/dev/null || exit 1; }
         "$_venv/bin/python" -m pip install --upgrade --quiet pip >/dev/null 2>&1 || true
-        "$_venv/bin/python" -m pip install --quiet -r "$_req" || { echo "setup_env: pip install -r requirements.txt failed" >&2; return 1 2>/dev/null || exit 1; }
+        # from the repo root: the requirement `-e .` names this checkout
+        (cd "$_repo" && "$_venv/bin/python" -m pip install --quiet -r "$_req") || { echo "setup_env: pip install -r requirements.txt failed" >&2; return 1 2>/dev/null || exit 1; }
     fi
     PY="$_venv/bin/python"
 fi

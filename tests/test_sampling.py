@@ -3,7 +3,7 @@ properties that must hold where the release was wrong (very short videos) or ran
 import numpy as np
 import pytest
 
-from ops.dataset import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
+from ops.sampling import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
 
 MODES = {
     'val': lambda n, s, l: sample_val_indices(n, s, l),

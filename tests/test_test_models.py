@@ -51,7 +51,7 @@ def test_released_checkpoint_file(tmp_path, synthetic_root):
     model.load_state_dict(weights)
     model.eval()
     info = resolve_dataset('synthetic', str(synthetic_root), splits=('val',))
-    data = build_clip_dataset(info, str(info.val_list), 'test', 'Lite', 2, 4, 32, 36, model.input_mean,
+    data = build_clip_dataset(info, str(info.val_list), 'test', 'Lite', 2, 4, 32, model.input_mean,
                               model.input_std)
     with torch.no_grad():
         expected = torch.cat([model(to_model_input(data[i][0][None], model.input_mean, model.input_std,

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import ROOT, run_entry
 from ops.checkpoint import save_checkpoint
-from ops.inference import list_frame_files
+from ops.frame_source import list_frame_files
 from ops.models import PAN
 from ops.PAN_modules import PA
 

@@ -18,20 +18,15 @@ from typing import Callable, Iterable, Sequence
 
 from tqdm import tqdm
 
-# data_root is re-exported: the tools import it from here
-from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, data_root  # noqa: F401
+# data_root and dataset_layout are re-exported: the tools import them from here. Where each
+# dataset lives under the data root comes from the registry (ops/dataset_config.py), which the
+# loaders read too.
+from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, data_root, dataset_layout  # noqa: F401
+from ops.video_reader import VIDEO_EXTENSIONS
 
-# Where each dataset lives under the data root (the layout the dataset registry reads).
-STHV1_DIR = Path('something', 'v1')
-STHV1_FRAMES = '20bn-something-something-v1'
-STHV2_DIR = Path('something', 'v2')
-STHV2_VIDEOS = '20bn-something-something-v2'
-STHV2_FRAMES = '20bn-something-something-v2-frames'
-KINETICS_DIR = Path('kinetics')
 CATEGORY_FILE = 'category.txt'
 DIGITS_JPG = re.compile(r'^\d+\.jpg$')  # Something-Something frames: 00001.jpg / 000001.jpg
 IMG_JPG = re.compile(r'^img_\d+\.jpg$')  # Kinetics frames: img_00001.jpg
-VIDEO_EXTS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v')
 PARTIAL_SUFFIX = '.partial'
 Entry = tuple[str, int, int]  # a list-file line: (folder, num frames, label)
 MAX_NAMES_SHOWN = 20
@@ -81,7 +76,7 @@ def run_cli(body: Callable[[], object]) -> int:
         return 2
 
 
-def count_frames(folder: Path, pattern: re.Pattern = DIGITS_JPG) -> int:
+def count_frame_files(folder: Path, pattern: re.Pattern = DIGITS_JPG) -> int:
     """Number of frame files (names matching ``pattern``) in ``folder``; 0 if it does not exist."""
     try:
         with os.scandir(folder) as it:
@@ -118,7 +113,7 @@ def collect_entries(videos: Sequence[tuple[str, int]], frames_dir: Path, source:
     entries, missing = [], []
     for folder, label in tqdm(videos, desc=f'counting frames ({Path(source).name})', unit='video',
                               leave=False, disable=None):
-        num = count_frames(frames_dir / folder, pattern)
+        num = count_frame_files(frames_dir / folder, pattern)
         if num:
             entries.append((folder, num, label))
         else:
@@ -167,7 +162,7 @@ class ExtractJob:
     quality: int = DEFAULT_QUALITY
 
 
-def scaled_size(width: int, height: int, resize: tuple[str, int]) -> tuple[int, int]:
+def extraction_size(width: int, height: int, resize: tuple[str, int]) -> tuple[int, int]:
     """(width, height) after resizing per ``resize`` (see :class:`ExtractJob`), aspect kept."""
     rule, target = resize
     if rule == 'short_side' and width < height:
@@ -202,7 +197,7 @@ def extract_frames(job: ExtractJob) -> int:
                 raise ValueError('no video stream')
             stream = container.streams.video[0]
             for frame in container.decode(stream):
-                w, h = scaled_size(frame.width, frame.height, job.resize)
+                w, h = extraction_size(frame.width, frame.height, job.resize)
                 image = frame.to_image(width=w, height=h, interpolation='BICUBIC')
                 count += 1
                 image.save(tmp / job.name_template.format(count), quality=job.quality)
@@ -224,7 +219,7 @@ def _extract_or_error(job: ExtractJob) -> tuple[str, str | None]:
         return job.video, f'{type(e).__name__}: {e}'
 
 
-def find_videos(video_dir: Path, exts: Sequence[str] = VIDEO_EXTS) -> list[Path]:
+def find_videos(video_dir: Path, exts: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
     """Every video file under ``video_dir`` (any depth), sorted; a PrepError if there is none."""
     require_dir(video_dir, 'video folder')
     exts = tuple(e.lower() for e in exts)
@@ -288,8 +283,7 @@ class SomethingRelease:
     read_categories: Callable[[Path], list[str]]
     read_split: Callable[[Path, dict[str, int] | None], list[tuple[str, int]]]
     frames_hint: str                  # how to make the frame folders, for the missing-folder error
-    data_dir: Path                    # e.g. STHV1_DIR
-    frames_name: str                  # default frames folder name under data_dir
+    dataset: str                      # its name in the registry: 'something' or 'somethingv2'
 
 
 def something_lists(release: SomethingRelease, annotation_dir: Path, frames_dir: Path,
@@ -316,15 +310,16 @@ def something_main(release: SomethingRelease, doc: str, argv: list[str] | None) 
     """The command line of ``gen_label_sthv1.py`` / ``gen_label_sthv2.py``."""
     parser = new_parser(doc)
     ext = Path(release.labels_file).suffix
+    layout = dataset_layout(release.dataset)
     parser.add_argument('--annotation_dir', default=None,
                         help=f'folder of the official {release.prefix}*{ext} files (default: OUT_DIR)')
     parser.add_argument('--frames_dir', default=None,
-                        help=f'folder of the <id>/ frame folders (default: ROOT/{release.data_dir}/{release.frames_name})')
+                        help=f'folder of the <id>/ frame folders (default: ROOT/{layout.frames})')
     parser.add_argument('--out_dir', default=None,
-                        help=f'where category.txt and the lists go (default: ROOT/{release.data_dir})')
+                        help=f'where category.txt and the lists go (default: ROOT/{layout.lists_dir})')
     args = parser.parse_args(argv)
-    root = data_root(args.root_path) / release.data_dir
-    out_dir = Path(args.out_dir or root)
+    root = data_root(args.root_path)
+    out_dir = Path(args.out_dir or root / layout.lists_dir)
     annotation_dir = Path(args.annotation_dir or out_dir)
-    frames_dir = Path(args.frames_dir or root / release.frames_name)
+    frames_dir = Path(args.frames_dir or root / layout.frames)
     return run_cli(lambda: something_lists(release, annotation_dir, frames_dir, out_dir))

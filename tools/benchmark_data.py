@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,9 +36,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ops.dataset import PANDataSet  # noqa: E402
-from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch  # noqa: E402
+from ops.dataset import PANDataSet
+from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TEMPLATE = '{:05d}.jpg'

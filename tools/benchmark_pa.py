@@ -12,8 +12,6 @@ with a note otherwise. Runs on the CPU, and also on the GPU when CUDA is present
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 from typing import Callable
 
@@ -21,8 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ops.PAN_modules import PA  # noqa: E402
+from ops.PAN_modules import PA
 
 
 def loop_pa(frames: torch.Tensor, conv: torch.nn.Conv2d, n_length: int) -> torch.Tensor:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import resource
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -25,9 +23,8 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ops.models import PAN  # noqa: E402
-from ops.optim import build_optimizer  # noqa: E402
+from ops.models import PAN
+from ops.optim import build_optimizer
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ops.models import PAN  # noqa: E402
+from ops.models import PAN
 
 PAPER = {  # G multiply-adds per view, 8 segments (paper / README tables)
     ('resnet50', 'Lite', 224): 35.7, ('resnet50', 'Full', 224): 67.7,

@@ -24,19 +24,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ops.data_setup import frames_per_segment, to_model_input  # noqa: E402
-from ops.dataset_config import get_dataset_info, known_datasets, read_categories  # noqa: E402
-from ops.distributed import pick_device  # noqa: E402
-from ops.inference import check_clip_source, count_frames, load_pan_model, sample_clip  # noqa: E402
-from ops.naming import parse_run_name  # noqa: E402
-from ops.transforms import build_val_transform  # noqa: E402
+from ops.backbone_registry import scale_size_for
+from ops.checkpoint import load_pan_model
+from ops.data_setup import to_model_input
+from ops.dataset_config import get_dataset_info, known_datasets, read_categories
+from ops.distributed import pick_device
+from ops.frame_source import check_clip_source, sample_clip
+from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
+from ops.naming import parse_run_name
+from ops.transforms import build_val_transform
 
 DEFAULT_INPUT_SIZE = 224
 
@@ -109,11 +110,11 @@ def main(argv: list[str] | None = None) -> dict:
     loaded = time.perf_counter()
 
     input_size = args.input_size or (checkpoint.get('args') or {}).get('input_size') or DEFAULT_INPUT_SIZE
-    new_length = frames_per_segment(options['modality'], options.get('data_length', 4))
-    transform = build_val_transform(input_size, input_size * 256 // 224, model.input_mean, model.input_std,
+    new_length = frames_per_segment(options['modality'], options.get('data_length', DEFAULT_DATA_LENGTH))
+    transform = build_val_transform(input_size, scale_size_for(input_size), model.input_mean, model.input_std,
                                     normalize=False)
     try:
-        frames, indices = sample_clip(args.video, model.num_segments, new_length)
+        frames, indices, num_frames = sample_clip(args.video, model.num_segments, new_length)
     except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from None
     clip = to_model_input(transform(frames)[None], model.input_mean, model.input_std, device)
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f"{new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
           f'on {device}')
-    print(f'=> {args.video}: {len(indices)} of {count_frames(args.video)} frames, '
+    print(f'=> {args.video}: {len(indices)} of {num_frames} frames, '
           f'{input_size}x{input_size} crops; classes: {names_source}')
     values, order = probs.topk(min(args.top, len(names)))
     top = [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]

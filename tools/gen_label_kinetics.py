@@ -25,9 +25,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (IMG_JPG, KINETICS_DIR, Entry, PrepError, data_root, new_parser,  # noqa: E402
+from tools._prep_common import (IMG_JPG, Entry, PrepError, data_root, dataset_layout, new_parser,
                                 report_skipped, require_dir, require_file, run_cli, write_dataset)
+
+LAYOUT = dataset_layout('kinetics')
 
 REQUIRED_COLUMNS = ('youtube_id', 'time_start', 'time_end', 'split')
 SPLIT_NAMES = {'train': 'train', 'training': 'train', 'val': 'val', 'valid': 'val', 'validate': 'val',
@@ -140,17 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--csv', nargs='+', required=True, type=Path,
                         help='official annotation CSV(s), e.g. train.csv validate.csv (all at once)')
     parser.add_argument('--frames_dir', default=None,
-                        help=f'root of the extracted frame folders (default: ROOT/{KINETICS_DIR}/images)')
+                        help=f'root of the extracted frame folders (default: ROOT/{LAYOUT.frames})')
     parser.add_argument('--out_dir', default=None,
-                        help=f'where category.txt and the lists go (default: ROOT/{KINETICS_DIR}/labels)')
+                        help=f'where category.txt and the lists go (default: ROOT/{LAYOUT.lists_dir})')
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = data_root(args.root_path) / KINETICS_DIR
-    frames_dir = Path(args.frames_dir or root / 'images')
-    out_dir = Path(args.out_dir or root / 'labels')
+    root = data_root(args.root_path)
+    frames_dir = Path(args.frames_dir or root / LAYOUT.frames)
+    out_dir = Path(args.out_dir or root / LAYOUT.lists_dir)
     return run_cli(lambda: gen_label_kinetics(args.csv, frames_dir, out_dir))
 
 

@@ -15,13 +15,10 @@ reported and left out.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (STHV1_DIR, STHV1_FRAMES, PrepError, SomethingRelease,  # noqa: E402
-                                require_file, something_main)
+from tools._prep_common import PrepError, SomethingRelease, require_file, something_main
 
 PREFIX = 'something-something-v1-'
 SPLIT_FILES = {'train': 'train.csv', 'val': 'validation.csv', 'test': 'test.csv'}
@@ -66,7 +63,7 @@ def read_split(path: Path, label_of: dict[str, int] | None) -> list[tuple[str, i
 RELEASE = SomethingRelease(
     version='V1', prefix=PREFIX, labels_file='labels.csv', split_files=SPLIT_FILES,
     read_categories=read_categories, read_split=read_split, frames_hint='unpack the official V1 frame archives there',
-    data_dir=STHV1_DIR, frames_name=STHV1_FRAMES)
+    dataset='something')
 
 
 def main(argv: list[str] | None = None) -> int:

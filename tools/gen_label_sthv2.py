@@ -20,13 +20,10 @@ frame folder are reported and left out.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (STHV2_DIR, STHV2_FRAMES, PrepError, SomethingRelease,  # noqa: E402
-                                require_file, something_main)
+from tools._prep_common import PrepError, SomethingRelease, require_file, something_main
 
 PREFIX = 'something-something-v2-'
 SPLIT_FILES = {'train': 'train.json', 'val': 'validation.json', 'test': 'test.json'}
@@ -89,7 +86,7 @@ def read_split(path: Path, label_of: dict[str, int] | None) -> list[tuple[str, i
 RELEASE = SomethingRelease(
     version='V2', prefix=PREFIX, labels_file='labels.json', split_files=SPLIT_FILES,
     read_categories=read_categories, read_split=read_split, frames_hint='extract them with tools/vid2img_sthv2.py',
-    data_dir=STHV2_DIR, frames_name=STHV2_FRAMES)
+    dataset='somethingv2')
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,13 +30,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (CATEGORY_FILE, Entry, PrepError, data_root, list_name,  # noqa: E402
+from tools._prep_common import (CATEGORY_FILE, Entry, PrepError, data_root, dataset_layout, list_name,
                                 new_parser, run_cli, write_categories, write_list)
 
-SYNTHETIC_DIR = 'synthetic'
-FRAMES_DIR = 'frames'
-FRAME_TEMPLATE = '{:05d}.jpg'
+# Where the registry (ops/dataset_config.py) reads the dataset: frames in <lists dir>/<FRAMES_DIR>.
+LAYOUT = dataset_layout('synthetic')
+SYNTHETIC_DIR = LAYOUT.lists_dir
+FRAMES_DIR = os.path.relpath(LAYOUT.frames, SYNTHETIC_DIR)
+FRAME_TEMPLATE = LAYOUT.image_tmpl
 META_FILE = 'meta.json'
 META_FORMAT = 1  # bump when the generator changes what a seed produces
 JPEG_QUALITY = 95

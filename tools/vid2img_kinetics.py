@@ -18,15 +18,14 @@ the end (exit status 1) and do not stop the others.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (DEFAULT_QUALITY, KINETICS_DIR, ExtractJob, add_extraction_args,  # noqa: E402
-                                data_root, find_videos, new_parser, run_cli, run_extraction)
+from tools._prep_common import (DEFAULT_QUALITY, ExtractJob, add_extraction_args, data_root,
+                                dataset_layout, find_videos, new_parser, run_cli, run_extraction)
 
-FRAME_TEMPLATE = 'img_{:05d}.jpg'
+LAYOUT = dataset_layout('kinetics')
+FRAME_TEMPLATE = LAYOUT.image_tmpl
 
 
 def extract_kinetics(video_dir: Path, frames_dir: Path, short_side: int = 256, workers: int = 1,
@@ -42,9 +41,9 @@ def extract_kinetics(video_dir: Path, frames_dir: Path, short_side: int = 256, w
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(__doc__)
     parser.add_argument('--video_dir', default=None,
-                        help=f'folder of class folders of videos (default: ROOT/{KINETICS_DIR}/videos)')
+                        help=f'folder of class folders of videos (default: ROOT/{LAYOUT.videos})')
     parser.add_argument('--frames_dir', default=None,
-                        help=f'output frames root (default: ROOT/{KINETICS_DIR}/images)')
+                        help=f'output frames root (default: ROOT/{LAYOUT.frames})')
     parser.add_argument('--short_side', type=int, default=256,
                         help='length of the shorter frame side in pixels (default 256)')
     add_extraction_args(parser)
@@ -53,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = data_root(args.root_path) / KINETICS_DIR
-    video_dir = Path(args.video_dir or root / 'videos')
-    frames_dir = Path(args.frames_dir or root / 'images')
+    root = data_root(args.root_path)
+    video_dir = Path(args.video_dir or root / LAYOUT.videos)
+    frames_dir = Path(args.frames_dir or root / LAYOUT.frames)
     return run_cli(lambda: extract_kinetics(video_dir, frames_dir, args.short_side, args.workers,
                                             args.quality))
 

@@ -12,16 +12,15 @@ are listed at the end (exit status 1) and do not stop the others.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tools._prep_common import (DEFAULT_QUALITY, STHV2_DIR, STHV2_FRAMES, STHV2_VIDEOS,  # noqa: E402
-                                ExtractJob, add_extraction_args, data_root, find_videos, new_parser,
+from tools._prep_common import (DEFAULT_QUALITY, ExtractJob, add_extraction_args, data_root, dataset_layout,
+                                find_videos, new_parser,
                                 run_cli, run_extraction)
 
-FRAME_TEMPLATE = '{:06d}.jpg'
+LAYOUT = dataset_layout('somethingv2')
+FRAME_TEMPLATE = LAYOUT.image_tmpl
 
 
 def extract_sthv2(video_dir: Path, frames_dir: Path, height: int = 256, workers: int = 1,
@@ -36,9 +35,9 @@ def extract_sthv2(video_dir: Path, frames_dir: Path, height: int = 256, workers:
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(__doc__)
     parser.add_argument('--video_dir', default=None,
-                        help=f'folder of the .webm videos (default: ROOT/{STHV2_DIR}/{STHV2_VIDEOS})')
+                        help=f'folder of the .webm videos (default: ROOT/{LAYOUT.videos})')
     parser.add_argument('--frames_dir', default=None,
-                        help=f'output frames root (default: ROOT/{STHV2_DIR}/{STHV2_FRAMES})')
+                        help=f'output frames root (default: ROOT/{LAYOUT.frames})')
     parser.add_argument('--height', type=int, default=256, help='frame height in pixels (default 256)')
     add_extraction_args(parser)
     return parser
@@ -46,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = data_root(args.root_path) / STHV2_DIR
-    video_dir = Path(args.video_dir or root / STHV2_VIDEOS)
-    frames_dir = Path(args.frames_dir or root / STHV2_FRAMES)
+    root = data_root(args.root_path)
+    video_dir = Path(args.video_dir or root / LAYOUT.videos)
+    frames_dir = Path(args.frames_dir or root / LAYOUT.frames)
     return run_cli(lambda: extract_sthv2(video_dir, frames_dir, args.height, args.workers, args.quality))
 
 

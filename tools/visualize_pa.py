@@ -29,18 +29,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ops.checkpoint import checkpoint_state_dict, read_checkpoint  # noqa: E402
-from ops.inference import sample_clip  # noqa: E402
-from ops.models import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from ops.PAN_modules import PA  # noqa: E402
-from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch  # noqa: E402
+from ops.checkpoint import checkpoint_state_dict, read_checkpoint
+from ops.backbone_registry import IMAGENET_MEAN, IMAGENET_STD
+from ops.frame_source import sample_clip
+from ops.PAN_modules import PA
+from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch
 
 PAD = 4  # pixels between tiles and around the grid
 BACKGROUND = (255, 255, 255)
@@ -171,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint = read_checkpoint(args.weights) if args.weights else None
         data_length = args.data_length or checkpoint_data_length(checkpoint) or 4
         pa = load_pa(args.weights, data_length, args.seed, checkpoint)
-        raw, indices = sample_clip(args.video, args.num_segments, data_length)
+        raw, indices, _ = sample_clip(args.video, args.num_segments, data_length)
     except (OSError, ValueError) as err:  # missing/unreadable video, frames or checkpoint
         raise SystemExit(f'error: {err}') from None
     frames = prepare_frames(raw, args.size, args.crop)

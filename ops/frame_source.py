@@ -1,0 +1,238 @@
+"""Frames by index from wherever a video is stored: a folder of extracted frames or a video file.
+
+One interface for every reader of frames (``PANDataSet``, ``tools/demo.py``,
+``tools/visualize_pa.py``): :class:`FrameSource` gives the frame count and the frames at 1-based
+indices (``img_00001.jpg`` is frame 1, as in list files), as uint8 tensors ``(H, W, 3)`` or as
+PIL images for the release-compatible transforms. :func:`open_frame_source` picks the reader for
+a path; :func:`stack_clip` turns what a source read into one clip tensor.
+
+A source either fails with an error naming the file (:class:`FrameReadError`,
+:class:`VideoReadError`) or, through :meth:`FrameSource.read_substituting`, replaces unreadable
+frames by readable neighbours and says which.
+"""
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ops.image_io import FrameReadError, read_frame_pil, read_frame_uint8
+from ops.sampling import expand_indices, sample_val_indices
+from ops.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+Frame = torch.Tensor | Image.Image  # uint8 (H, W, 3), or an RGB PIL image with as_pil=True
+
+
+class FrameSource(ABC):
+    """The frames of one video. ``path`` names it in errors; indices are 1-based."""
+
+    path: str
+
+    @property
+    @abstractmethod
+    def num_frames(self) -> int:
+        """Number of frames."""
+
+    @abstractmethod
+    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
+        """The frames at the distinct 1-based ``indices``, by index; an error names the file."""
+
+    @abstractmethod
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+                          ) -> tuple[dict[int, Frame], dict[int, int], str]:
+        """Like :meth:`read`, but unreadable frames are replaced by readable ones of the same video.
+
+        Returns ``(frames, replaced, reason)``: ``replaced`` maps each replaced index to the index
+        whose frame stands in for it, ``reason`` is the first read error ('' when none).
+        """
+
+
+def _natural_key(name: str) -> list:
+    """``frame2.jpg`` before ``frame10.jpg``: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
+
+
+def list_frame_files(folder: str) -> list[str]:
+    """The image files of a frame folder in frame order (natural sort of their names)."""
+    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
+    if not names:
+        raise ValueError(f'no frames ({", ".join(IMAGE_EXTENSIONS)}) in folder {folder}')
+    return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
+
+
+class FolderFrames(FrameSource):
+    """A folder of extracted frames. With ``image_tmpl`` (``'img_{:05d}.jpg'``), frame i is
+    ``image_tmpl.format(i)`` and ``num_frames`` comes from the list file; without it, the folder's
+    image files in natural order are the frames."""
+
+    def __init__(self, folder: str, image_tmpl: str | None = None, num_frames: int | None = None) -> None:
+        self.path = folder
+        self.image_tmpl = image_tmpl
+        self._files = None if image_tmpl is not None else list_frame_files(folder)
+        self._num_frames = num_frames if num_frames is not None else len(self._files or [])
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    def frame_file(self, index: int) -> str:
+        """Path of the 1-based frame ``index``."""
+        if self._files is not None:
+            return self._files[index - 1]
+        return os.path.join(self.path, self.image_tmpl.format(index))
+
+    def _check_range(self, indices: Sequence[int]) -> None:
+        if self._files is None:  # template folders: a missing file is reported when read
+            return
+        outside = [i for i in indices if not 1 <= i <= len(self._files)]
+        if outside:
+            raise FrameReadError(f'{self.path}: frames {outside[:5]} (1-based) out of range, '
+                                 f'the folder has {len(self._files)}')
+
+    def _reader(self, as_pil: bool) -> Callable[[str], Frame]:
+        return read_frame_pil if as_pil else read_frame_uint8
+
+    def _read_one(self, index: int, read: Callable[[str], Frame]) -> Frame:
+        try:
+            return read(self.frame_file(index))
+        except FrameReadError:
+            if not os.path.isdir(self.path):
+                raise FrameReadError(f'missing video folder: {self.path}') from None
+            raise
+
+    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
+        wanted = sorted({int(i) for i in indices})
+        self._check_range(wanted)
+        read = self._reader(as_pil)
+        return {i: self._read_one(i, read) for i in wanted}
+
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+                          ) -> tuple[dict[int, Frame], dict[int, int], str]:
+        wanted = sorted({int(i) for i in indices})
+        self._check_range(wanted)
+        read = self._reader(as_pil)
+        frames: dict[int, Frame] = {}
+        unreadable: dict[int, FrameReadError] = {}
+        for i in wanted:
+            try:
+                frames[i] = self._read_one(i, read)
+            except FrameReadError as e:
+                if not os.path.isdir(self.path):  # nothing in a missing folder to substitute with
+                    raise
+                unreadable[i] = e
+        if not unreadable:
+            return frames, {}, ''
+        reason = str(next(iter(unreadable.values())))
+        replaced = {i: self._nearest_readable(i, frames, unreadable, read) for i in list(unreadable)}
+        for i, j in replaced.items():
+            frames[i] = frames[j]
+        return {i: frames[i] for i in wanted}, replaced, reason
+
+    def _nearest_readable(self, i: int, frames: dict[int, Frame], unreadable: dict[int, FrameReadError],
+                          read: Callable[[str], Frame]) -> int:
+        """The closest index to ``i`` (earlier first on ties) whose frame reads; loads it into
+        ``frames``."""
+        for d in range(1, max(self.num_frames, i) + 1):
+            for j in (i - d, i + d):
+                if not 1 <= j <= self.num_frames or j in unreadable:
+                    continue
+                if j in frames:
+                    return j
+                try:
+                    frames[j] = read(self.frame_file(j))
+                    return j
+                except FrameReadError as e:
+                    unreadable[j] = e
+        raise FrameReadError(f'no readable frame in {self.path} to substitute for frame {i}')
+
+
+class VideoFrames(FrameSource):
+    """A video file, decoded with PyAV (see :mod:`ops.video_reader`); the frame count comes from
+    the file's index, whatever the list file says."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._reader = VideoReader(path)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._reader)
+
+    @property
+    def frames_decoded(self) -> int:
+        """Frames decoded so far (seeking keeps this near the number of frames asked for)."""
+        return self._reader.frames_decoded
+
+    @staticmethod
+    def _convert(array, as_pil: bool) -> Frame:
+        return Image.fromarray(array) if as_pil else torch.from_numpy(array)
+
+    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
+        wanted = sorted({int(i) for i in indices})
+        got = self._reader.read([i - 1 for i in wanted])
+        return {i: self._convert(got[i - 1], as_pil) for i in wanted}
+
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+                          ) -> tuple[dict[int, Frame], dict[int, int], str]:
+        try:
+            return self.read(indices, as_pil), {}, ''
+        except VideoReadError as e:
+            error = e
+        decoded = self._reader.read_all()  # the decodable prefix of a damaged video
+        if not decoded:
+            raise VideoReadError(f'{error}; no frame decodes') from None
+        last = len(decoded)  # 1-based index of the last decodable frame
+        wanted = sorted({int(i) for i in indices})
+        replaced = {i: last for i in wanted if i > last}
+        return {i: self._convert(decoded[min(i, last) - 1], as_pil) for i in wanted}, replaced, str(error)
+
+
+def check_clip_source(path: str) -> None:
+    """Raise a clear error unless ``path`` is a video file or a folder of frames."""
+    if os.path.isdir(path):
+        return
+    if not os.path.exists(path):
+        raise FileNotFoundError(f'no such video file or frame folder: {path}')
+    if not is_video_file(path):
+        raise ValueError(f'{path} is neither a frame folder nor a video file ({", ".join(VIDEO_EXTENSIONS)})')
+
+
+def open_frame_source(path: str, image_tmpl: str | None = None, num_frames: int | None = None) -> FrameSource:
+    """The reader for a video file or a frame folder (see :class:`FolderFrames` for ``image_tmpl``
+    and ``num_frames``). FileNotFoundError / ValueError when ``path`` is neither."""
+    check_clip_source(path)
+    if os.path.isdir(path):
+        return FolderFrames(path, image_tmpl, num_frames)
+    return VideoFrames(path)
+
+
+def stack_clip(frames: dict[int, torch.Tensor], indices: Sequence[int], where: str) -> torch.Tensor:
+    """uint8 clip ``(F, H, W, 3)`` of ``frames[i]`` for each of ``indices`` in order (repeats
+    allowed); frames of different sizes are an error naming ``where``."""
+    shapes = {tuple(f.shape) for f in frames.values()}
+    if len(shapes) > 1:
+        raise ValueError(f'frames of {where} differ in size {sorted(shapes)}')
+    return torch.stack([frames[int(i)] for i in indices])
+
+
+def read_clip(source: FrameSource, indices: Sequence[int]) -> torch.Tensor:
+    """uint8 clip ``(F, H, W, 3)`` of the frames at 1-based ``indices`` (in that order, repeats
+    allowed), each distinct frame read once."""
+    return stack_clip(source.read(indices), indices, source.path)
+
+
+def sample_clip(path: str, num_segments: int, new_length: int) -> tuple[torch.Tensor, np.ndarray, int]:
+    """The validation clip of a video file or frame folder: segment centres, ``new_length``
+    consecutive frames each. Returns uint8 frames ``(num_segments * new_length, H, W, 3)``, their
+    1-based indices and the video's frame count."""
+    source = open_frame_source(path)
+    starts = sample_val_indices(source.num_frames, num_segments, new_length)
+    indices = expand_indices(starts, new_length, source.num_frames)
+    return read_clip(source, indices), indices, source.num_frames

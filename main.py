@@ -24,13 +24,14 @@ from tqdm import tqdm
 from opts import parse_args
 from ops.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint, save_checkpoint
 from ops.data_setup import build_clip_dataset, resolve_dataset, to_model_input
-from ops.distributed import (DistContext, ShardSampler, all_reduce_sum, cleanup_distributed,
+from ops.distributed import (DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed,
                              setup_distributed)
 from ops.models import PAN
 from ops.naming import run_name
 from ops.optim import adjust_learning_rate, build_optimizer
 from ops.run_logger import RunLogger
-from ops.utils import AverageMeter, correct_topk, rng_state, seed_everything, seed_worker, set_rng_state
+from ops.utils import (AverageMeter, correct_topk_tensor, rng_state, seed_everything, seed_worker,
+                       set_rng_state)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -83,11 +84,20 @@ def progress(iterable, ctx: DistContext, desc: str):
 
 def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, args, ctx: DistContext,
                     logger: RunLogger, amp_dtype) -> dict:
-    """One pass over the training data; returns averaged loss and top-1/top-5 over all processes."""
+    """One pass over the training data; returns averaged loss and top-1/top-5 over all processes.
+
+    A step reads nothing back from the device (beyond what a grad scaler's step needs): the metrics
+    are summed on the device, and reduced over processes and read only at ``--print-freq`` steps and
+    at the end of the epoch. A non-finite loss is caught there too, and reported at the step where it
+    first appeared; the caller writes no checkpoint for the epoch."""
     batch_time, data_time, losses, top1, top5 = (AverageMeter() for _ in range(5))
     model.train()
     optimizer.zero_grad(set_to_none=True)
     steps = len(loader)
+    # On the device: loss * n, n, correct@1, correct@5 summed over the steps since the last print point,
+    # and the first step of this epoch whose loss was not finite (``steps`` while there is none).
+    window = torch.zeros(4, dtype=torch.float64, device=ctx.device)
+    first_bad = torch.full((), steps, dtype=torch.int64, device=ctx.device)
     end = time.time()
     bar = progress(loader, ctx, f'Epoch {epoch}')
     for i, (clips, target) in enumerate(bar):
@@ -104,15 +114,10 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
 
         n = target.size(0)
-        c1, c5 = correct_topk(output.detach(), target, (1, 5))
-        loss_sum, count, c1, c5, bad = all_reduce_sum(
-            [loss.item() * n, n, c1, c5, float(not torch.isfinite(loss).item())], ctx)
-        if bad:
-            raise NonFiniteLossError(f'Loss is not finite at epoch {epoch}, step {i}/{steps}: training stopped; '
-                                     'the last good checkpoint is left as it was. Try a lower --lr or --gd.')
-        losses.update(loss_sum / count, int(count))
-        top1.update(100.0 * c1 / count, int(count))
-        top5.update(100.0 * c5 / count, int(count))
+        step_loss = loss.detach().double()
+        window += torch.cat([(step_loss * n).view(1), step_loss.new_full((1,), n),
+                             correct_topk_tensor(output.detach(), target, (1, 5)).double()])
+        first_bad = torch.where(torch.isfinite(step_loss), first_bad, first_bad.clamp(max=i))
 
         if update_now:
             if scaler is not None:
@@ -126,10 +131,26 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
+        # Host time: without a per-step sync the device may still be working on this step.
         batch_time.update(time.time() - end)
         end = time.time()
-        bar.set_postfix(loss=f'{losses.avg:.3f}', top1=f'{top1.avg:.1f}')
         if i % args.print_freq == 0 or i + 1 == steps:
+            # The only reads of the device: reduce over processes, then bring to the host.
+            loss_sum, count, c1, c5, bad = torch.cat([
+                all_reduce_tensor(window, ctx, 'sum'),
+                all_reduce_tensor(first_bad, ctx, 'min').double().view(1)]).tolist()
+            window.zero_()
+            if bad < steps:
+                raise NonFiniteLossError(f'Loss is not finite at epoch {epoch}, step {int(bad)}/{steps}: '
+                                         'training stopped; the last good checkpoint is left as it was. '
+                                         'Try a lower --lr or --gd.')
+            # 'val' is over the steps since the last print point (not the last step alone), 'avg' over
+            # the epoch so far.
+            count = max(count, 1.0)
+            losses.update(loss_sum / count, int(count))
+            top1.update(100.0 * c1 / count, int(count))
+            top5.update(100.0 * c5 / count, int(count))
+            bar.set_postfix(loss=f'{losses.avg:.3f}', top1=f'{top1.avg:.1f}')
             line = (f'Epoch: [{epoch}][{i}/{steps}], lr: {lr:.5f}\tTime {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
                     f'Data {data_time.val:.3f} ({data_time.avg:.3f})\tLoss {losses.val:.4f} ({losses.avg:.4f})\t'
                     f'Prec@1 {top1.val:.3f} ({top1.avg:.3f})\tPrec@5 {top5.val:.3f} ({top5.avg:.3f})')
@@ -143,16 +164,17 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
 def validate(model, loader, epoch: int, args, ctx: DistContext, logger: RunLogger, amp_dtype) -> dict:
     """Loss and top-1/top-5 on the validation list, each video counted once over all processes."""
     model.eval()
-    sums = [0.0, 0.0, 0.0, 0.0]  # loss * n, n, correct@1, correct@5
+    sums = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss * n, n, correct@1, correct@5
     for i, (clips, target) in enumerate(progress(loader, ctx, f'Val {epoch}')):
         clips = to_model_input(clips, args.input_mean, args.input_std, ctx.device)
         target = target.to(ctx.device, non_blocking=True)
         with autocast(ctx.device, amp_dtype):
             output = model(clips).float()
         loss = F.cross_entropy(output, target, reduction='sum')
-        c1, c5 = correct_topk(output, target, (1, 5))
-        sums = [s + v for s, v in zip(sums, (loss.item(), target.size(0), c1, c5))]
-    loss_sum, count, c1, c5 = all_reduce_sum(sums, ctx)
+        sums += torch.cat([loss.double().view(1), sums.new_full((1,), target.size(0)),
+                           correct_topk_tensor(output, target, (1, 5)).double()])
+    # Summed on the device; reduced over processes and read on the host once, here.
+    loss_sum, count, c1, c5 = all_reduce_tensor(sums, ctx, 'sum').tolist()
     count = max(count, 1)
     result = {'loss': loss_sum / count, 'top1': 100.0 * c1 / count, 'top5': 100.0 * c5 / count}
     line = f"Testing Results: Prec@1 {result['top1']:.3f} Prec@5 {result['top5']:.3f} Loss {result['loss']:.5f}"

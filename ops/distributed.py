@@ -58,13 +58,26 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
+def all_reduce_tensor(t: torch.Tensor, ctx: DistContext, op: str = 'sum') -> torch.Tensor:
+    """``t`` reduced over all processes (``op``: 'sum', 'min' or 'max'), as a new tensor on ``t``'s
+    device, ``t`` itself left as it was; in a single process ``t`` itself. Nothing is read back to
+    the host, so on a GPU this does not wait for the device; ``t`` must be on ``ctx.device`` (NCCL)."""
+    if not ctx.distributed:
+        return t
+    ops = {'sum': dist.ReduceOp.SUM, 'min': dist.ReduceOp.MIN, 'max': dist.ReduceOp.MAX}
+    if op not in ops:
+        raise ValueError(f'unknown reduction {op!r}; expected one of {sorted(ops)}')
+    out = t.clone()
+    dist.all_reduce(out, op=ops[op])
+    return out
+
+
 def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
     """Sum a few scalars over all processes (identity in a single process)."""
     if not ctx.distributed:
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.tolist()
+    return all_reduce_tensor(t, ctx, 'sum').tolist()
 
 
 def broadcast_object(obj, ctx: DistContext):

@@ -28,15 +28,22 @@ class AverageMeter:
         return self.sum / self.count if self.count else 0.0
 
 
-def correct_topk(output: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1,)) -> list[int]:
-    """Number of samples whose target is among the top-k scores, for each k.
+def correct_topk_tensor(output: torch.Tensor, target: torch.Tensor,
+                        topk: tuple[int, ...] = (1,)) -> torch.Tensor:
+    """Number of samples whose target is among the top-k scores, for each k, as an int64 tensor of
+    shape ``(len(topk),)`` on ``output``'s device; nothing is read back to the host.
 
     Shapes: ``output`` (N, num_class), ``target`` (N,).
     """
     maxk = min(max(topk), output.size(1))
     pred = output.topk(maxk, dim=1).indices  # (N, maxk)
     hits = pred.eq(target.view(-1, 1))
-    return [int(hits[:, :min(k, maxk)].any(dim=1).sum()) for k in topk]
+    return torch.stack([hits[:, :min(k, maxk)].any(dim=1).sum() for k in topk])
+
+
+def correct_topk(output: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1,)) -> list[int]:
+    """:func:`correct_topk_tensor` read back as Python ints (waits for the device)."""
+    return [int(c) for c in correct_topk_tensor(output, target, topk).tolist()]
 
 
 def accuracy(output: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1,)) -> list[float]:

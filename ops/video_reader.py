@@ -1,5 +1,5 @@
 """Random access to the frames of a video file with PyAV, so a list file may name videos
-(``.mp4``, ``.webm``, ``.avi``, ``.mkv``) instead of extracted frame folders.
+(``.mp4``, ``.webm``, ``.avi``, ``.mkv``, ``.mov``, ``.m4v``) instead of extracted frame folders.
 
 A video is indexed once per process (demuxing only, no decoding): the presentation timestamps of
 its frames and which of them are keyframes. The index gives the frame count (list files may say 0
@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv')
+VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v')
 
 
 class VideoReadError(OSError):

@@ -24,6 +24,8 @@ CROP_CHOICES = (1, 3, 5, 10)
 @dataclass(frozen=True)
 class TestViews:
     """Clips x crops of one video at test time; items of a test dataset hold ``num_views`` clips."""
+    __test__ = False  # not a pytest test class, whatever its name
+
     crops: int = 1
     full_res: bool = False
     twice_sample: bool = False

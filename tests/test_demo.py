@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import ROOT, run_entry
+from ops.backbone_registry import scale_size_for
 from ops.checkpoint import save_checkpoint
 from ops.data_setup import to_model_input
 from ops.dataset import PANDataSet
@@ -56,7 +57,7 @@ def expected_probs(model: PAN, root, list_line: str, image_tmpl: str, tmp_path) 
     """The model's probabilities on the validation clip that PANDataSet gives for one list line."""
     listing = tmp_path / 'one.txt'
     listing.write_text(list_line + '\n')
-    transform = build_val_transform(INPUT_SIZE, INPUT_SIZE * 256 // 224, model.input_mean, model.input_std,
+    transform = build_val_transform(INPUT_SIZE, scale_size_for(INPUT_SIZE), model.input_mean, model.input_std,
                                     normalize=False)
     data = PANDataSet(root, listing, num_segments=2, new_length=4, modality='Lite', image_tmpl=image_tmpl,
                       transform=transform, random_shift=False)

@@ -46,6 +46,19 @@ def new_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``'64x48'`` -> (64, 48); ``'64'`` -> (64, 64)."""
+    try:
+        parts = [int(v) for v in text.lower().split('x')]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT such as 64x64, got {text!r}')
+    return parts[0], parts[1]
+
+
 def list_name(split: str) -> str:
     """File name of a split's list: ``train_videofolder.txt`` etc."""
     return f'{split}_videofolder.txt'
@@ -280,7 +293,7 @@ class SomethingRelease:
     prefix: str                       # file name prefix, e.g. 'something-something-v1-'
     labels_file: str                  # e.g. 'labels.csv'
     split_files: dict[str, str]       # split -> file name after the prefix
-    read_categories: Callable[[Path], list[str]]
+    read_label_names: Callable[[Path], list[str]]
     read_split: Callable[[Path, dict[str, int] | None], list[tuple[str, int]]]
     frames_hint: str                  # how to make the frame folders, for the missing-folder error
     dataset: str                      # its name in the registry: 'something' or 'somethingv2'
@@ -290,7 +303,7 @@ def something_lists(release: SomethingRelease, annotation_dir: Path, frames_dir:
                     out_dir: Path) -> dict[str, list[Entry]]:
     """Write category.txt and the list files of one Something-Something release; return the
     entries ``(id, num_frames, label)`` per split. The test split is optional."""
-    categories = release.read_categories(annotation_dir / f'{release.prefix}{release.labels_file}')
+    categories = release.read_label_names(annotation_dir / f'{release.prefix}{release.labels_file}')
     label_of = {name: i for i, name in enumerate(categories)}
     split_paths = {split: annotation_dir / f'{release.prefix}{name}' for split, name in release.split_files.items()}
     for split in ('train', 'val'):

@@ -36,23 +36,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ops.backbone_registry import scale_size_for
 from ops.dataset import PANDataSet
+from tools._prep_common import parse_size
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TEMPLATE = '{:05d}.jpg'
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``'176x100'`` -> ``(176, 100)`` (width, height)."""
-    try:
-        w, h = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must look like 176x100, got {text!r}') from None
-    return w, h
-
-
-def make_frames(root: Path, size: tuple[int, int], videos: int, frames: int, seed: int = 0) -> Path:
+def write_frame_folders(root: Path, size: tuple[int, int], videos: int, frames: int, seed: int = 0) -> Path:
     """Write ``videos`` folders of ``frames`` JPEGs (quality 75) of a random smooth texture that
     drifts over time, and a list file; returns the list file."""
     rng = np.random.default_rng(seed)
@@ -127,7 +120,7 @@ def benchmark_pipeline(list_file: Path, train: bool, args: argparse.Namespace) -
     float clips from both pipelines; with workers, float clips from the PIL pipeline against
     uint8 clips from the fast one that the main process normalises per batch (timed), which is
     what the training loop does."""
-    scale = args.crop * 256 // 224
+    scale = scale_size_for(args.crop)
 
     def dataset(fast: bool, normalize: bool = True) -> PANDataSet:
         if train:
@@ -210,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(args.out_dir or tmp)
             for size in args.sizes:
-                list_file = make_frames(root, size, args.videos, args.frames)
+                list_file = write_frame_folders(root, size, args.videos, args.frames)
                 jpegs = list(list_file.parent.glob('*/*.jpg'))
                 kbytes[size] = sum(j.stat().st_size for j in jpegs) / len(jpegs) / 1024
                 for pipe in tqdm(args.pipelines, desc=f'{size[0]}x{size[1]}', leave=False):

@@ -49,7 +49,7 @@ def time_per_call(fn: Callable[[], object], repeats: int, device: torch.device) 
     return float(np.median(times))
 
 
-def make_frames(clips: int, segments: int, n_length: int, size: int, seed: int = 0) -> torch.Tensor:
+def random_clips(clips: int, segments: int, n_length: int, size: int, seed: int = 0) -> torch.Tensor:
     """Smooth random frames with a moving square, normalised like the model's input: (N*T*L, 3, H, W)."""
     gen = torch.Generator().manual_seed(seed)
     count = clips * segments * n_length
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument('--no_flow', action='store_true', help='skip the optical-flow baselines')
     args = parser.parse_args(argv)
 
-    frames = make_frames(args.clips, args.segments, args.n_length, args.size)
+    frames = random_clips(args.clips, args.segments, args.n_length, args.size)
     print(f'{frames.size(0)} frames of {args.size}x{args.size} ({args.clips} clips x {args.segments} segments x '
           f'{args.n_length} frames); torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])

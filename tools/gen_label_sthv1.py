@@ -30,7 +30,7 @@ def _lines(path: Path) -> list[tuple[int, str]]:
         return [(n, line.strip()) for n, line in enumerate(f, 1) if line.strip()]
 
 
-def read_categories(path: Path) -> list[str]:
+def read_label_names(path: Path) -> list[str]:
     """Class names in file order (the label is the index); duplicates are an error."""
     names, seen = [], {}
     for n, name in _lines(require_file(path, 'V1 labels file')):
@@ -62,7 +62,7 @@ def read_split(path: Path, label_of: dict[str, int] | None) -> list[tuple[str, i
 
 RELEASE = SomethingRelease(
     version='V1', prefix=PREFIX, labels_file='labels.csv', split_files=SPLIT_FILES,
-    read_categories=read_categories, read_split=read_split, frames_hint='unpack the official V1 frame archives there',
+    read_label_names=read_label_names, read_split=read_split, frames_hint='unpack the official V1 frame archives there',
     dataset='something')
 
 

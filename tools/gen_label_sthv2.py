@@ -39,7 +39,7 @@ def _load_json(path: Path, what: str):
         raise PrepError(f'{path}: not valid JSON ({e})') from None
 
 
-def read_categories(path: Path) -> list[str]:
+def read_label_names(path: Path) -> list[str]:
     """Class names ordered by their index in the labels file; the indices must be 0..N-1."""
     data = _load_json(path, 'V2 labels file')
     if not isinstance(data, dict) or not data:
@@ -85,7 +85,7 @@ def read_split(path: Path, label_of: dict[str, int] | None) -> list[tuple[str, i
 
 RELEASE = SomethingRelease(
     version='V2', prefix=PREFIX, labels_file='labels.json', split_files=SPLIT_FILES,
-    read_categories=read_categories, read_split=read_split, frames_hint='extract them with tools/vid2img_sthv2.py',
+    read_label_names=read_label_names, read_split=read_split, frames_hint='extract them with tools/vid2img_sthv2.py',
     dataset='somethingv2')
 
 

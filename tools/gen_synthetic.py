@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from tools._prep_common import (CATEGORY_FILE, Entry, PrepError, data_root, dataset_layout, list_name,
+from tools._prep_common import (CATEGORY_FILE, Entry, PrepError, data_root, dataset_layout, list_name, parse_size,
                                 new_parser, run_cli, write_categories, write_list)
 
 # Where the registry (ops/dataset_config.py) reads the dataset: frames in <lists dir>/<FRAMES_DIR>.
@@ -50,7 +50,7 @@ DIRECTIONS = (('moving left', (-1.0, 0.0)), ('moving right', (1.0, 0.0)),
 SPLIT_IDS = {'train': 0, 'val': 1}  # part of each video's seed, so the splits never share a video
 
 
-def class_names(num_classes: int) -> list[str]:
+def direction_names(num_classes: int) -> list[str]:
     """The first ``num_classes`` direction names; the label is the index."""
     return [name for name, _ in DIRECTIONS[:num_classes]]
 
@@ -125,7 +125,7 @@ def generate(out_dir: Path, num_videos: int, num_val: int, num_frames: int, widt
                 entries.append((name, num_frames, label))
                 bar.update()
             lists[split] = entries
-    write_categories(out_dir / CATEGORY_FILE, class_names(num_classes))
+    write_categories(out_dir / CATEGORY_FILE, direction_names(num_classes))
     for split, entries in lists.items():
         write_list(out_dir / list_name(split), entries)
     return lists
@@ -182,22 +182,9 @@ def make_synthetic(out_dir: Path, num_videos: int = 320, num_val: int = 80, num_
     # Written first so that a crash leaves files marked as ours, which the next run replaces.
     meta_path.write_text(json.dumps({'options': options, 'complete': False}, indent=1))
     generate(out_dir, num_videos, num_val, num_frames, width, height, num_classes, speed, seed)
-    done = {'options': options, 'complete': True, 'classes': class_names(num_classes)}
+    done = {'options': options, 'complete': True, 'classes': direction_names(num_classes)}
     meta_path.write_text(json.dumps(done, indent=1))
     return True
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``'64x48'`` -> (64, 48); ``'64'`` -> (64, 64)."""
-    try:
-        parts = [int(v) for v in text.lower().split('x')]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT such as 64x64, got {text!r}')
-    return parts[0], parts[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 # data_root and dataset_layout are re-exported: the tools import them from here. Where each
 # dataset lives under the data root comes from the registry (ops/dataset_config.py), which the
 # loaders read too.
-from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, data_root, dataset_layout  # noqa: F401
+from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, DatasetLayout, data_root, dataset_layout  # noqa: F401
 from ops.video_reader import VIDEO_EXTENSIONS
 
 CATEGORY_FILE = 'category.txt'
@@ -278,12 +278,20 @@ def run_extraction(jobs: Sequence[ExtractJob], workers: int, desc: str = 'extrac
     return 0
 
 
-def add_extraction_args(parser: argparse.ArgumentParser) -> None:
-    """The options both frame extractors take."""
+def add_extraction_args(parser: argparse.ArgumentParser, layout: DatasetLayout, videos_what: str) -> None:
+    """The options both frame extractors take; folder defaults from the dataset's ``layout``."""
+    parser.add_argument('--video_dir', default=None, help=f'{videos_what} (default: ROOT/{layout.videos})')
+    parser.add_argument('--frames_dir', default=None, help=f'output frames root (default: ROOT/{layout.frames})')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help='parallel processes (default: number of CPUs)')
     parser.add_argument('--quality', type=int, default=DEFAULT_QUALITY,
                         help=f'JPEG quality 1..95 (default {DEFAULT_QUALITY})')
+
+
+def extraction_dirs(args: argparse.Namespace, layout: DatasetLayout) -> tuple[Path, Path]:
+    """``(video folder, frames folder)`` of an extractor's command line, defaults under the data root."""
+    root = data_root(args.root_path)
+    return Path(args.video_dir or root / layout.videos), Path(args.frames_dir or root / layout.frames)
 
 
 @dataclass(frozen=True)

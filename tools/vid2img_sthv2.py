@@ -15,9 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools._prep_common import (DEFAULT_QUALITY, ExtractJob, add_extraction_args, data_root, dataset_layout,
-                                find_videos, new_parser,
-                                run_cli, run_extraction)
+from tools._prep_common import (DEFAULT_QUALITY, ExtractJob, add_extraction_args, dataset_layout,
+                                extraction_dirs, find_videos, new_parser, run_cli, run_extraction)
 
 LAYOUT = dataset_layout('somethingv2')
 FRAME_TEMPLATE = LAYOUT.image_tmpl
@@ -34,20 +33,14 @@ def extract_sthv2(video_dir: Path, frames_dir: Path, height: int = 256, workers:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(__doc__)
-    parser.add_argument('--video_dir', default=None,
-                        help=f'folder of the .webm videos (default: ROOT/{LAYOUT.videos})')
-    parser.add_argument('--frames_dir', default=None,
-                        help=f'output frames root (default: ROOT/{LAYOUT.frames})')
     parser.add_argument('--height', type=int, default=256, help='frame height in pixels (default 256)')
-    add_extraction_args(parser)
+    add_extraction_args(parser, LAYOUT, 'folder of the .webm videos')
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = data_root(args.root_path)
-    video_dir = Path(args.video_dir or root / LAYOUT.videos)
-    frames_dir = Path(args.frames_dir or root / LAYOUT.frames)
+    video_dir, frames_dir = extraction_dirs(args, LAYOUT)
     return run_cli(lambda: extract_sthv2(video_dir, frames_dir, args.height, args.workers, args.quality))
 
 

@@ -40,6 +40,7 @@ from ops.backbone_registry import scale_size_for
 from ops.dataset import PANDataSet
 from tools._prep_common import parse_size
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
+from ops.modalities import DEFAULT_DATA_LENGTH
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TEMPLATE = '{:05d}.jpg'
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument('--videos', type=int, default=8, help='videos per size')
     p.add_argument('--frames', type=int, default=40, help='frames per video')
     p.add_argument('--segments', type=int, default=8)
-    p.add_argument('--length', type=int, default=4, help='frames per segment (4: Lite / PA)')
+    p.add_argument('--length', type=int, default=DEFAULT_DATA_LENGTH, help='frames per segment (4: Lite / PA)')
     p.add_argument('--crop', type=int, default=224, help='network input size')
     p.add_argument('--clips', type=int, default=48, help='clips timed per measurement')
     p.add_argument('--repeats', type=int, default=3, help='measurements per figure; the best is shown')

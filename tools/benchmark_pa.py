@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ops.PAN_modules import PA
+from ops.modalities import DEFAULT_DATA_LENGTH
 
 
 def loop_pa(frames: torch.Tensor, conv: torch.nn.Conv2d, n_length: int) -> torch.Tensor:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--clips', type=int, default=4, help='clips per batch')
     parser.add_argument('--segments', type=int, default=8)
-    parser.add_argument('--n_length', type=int, default=4, help='frames per PA group')
+    parser.add_argument('--n_length', type=int, default=DEFAULT_DATA_LENGTH, help='frames per PA group')
     parser.add_argument('--size', type=int, default=224)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--flow_pairs', type=int, default=8, help='frame pairs timed for each optical flow')

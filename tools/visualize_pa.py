@@ -37,6 +37,7 @@ from PIL import Image
 from ops.checkpoint import checkpoint_state_dict, read_checkpoint
 from ops.backbone_registry import IMAGENET_MEAN, IMAGENET_STD
 from ops.frame_source import sample_clip
+from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.PAN_modules import PA
 from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     try:
         checkpoint = read_checkpoint(args.weights) if args.weights else None
-        data_length = args.data_length or checkpoint_data_length(checkpoint) or 4
+        data_length = args.data_length or checkpoint_data_length(checkpoint) or DEFAULT_DATA_LENGTH
         pa = load_pa(args.weights, data_length, args.seed, checkpoint)
         raw, indices, _ = sample_clip(args.video, args.num_segments, data_length)
     except (OSError, ValueError) as err:  # missing/unreadable video, frames or checkpoint

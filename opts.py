@@ -15,8 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description='Train a PAN model (PAN_Lite, or the RGB / PA branch of PAN_Full).')
     p.add_argument('dataset', type=str, choices=known_datasets(), help='dataset of the registry (ops/dataset_config.py)')
     p.add_argument('modality', type=str, choices=MODALITIES)
-    p.add_argument('--train_list', type=str, default='', help='list file (default: the dataset\'s)')
-    p.add_argument('--val_list', type=str, default='', help='list file (default: the dataset\'s)')
+    p.add_argument('--train_list', type=str, default='',
+                   help="list file (default: the dataset's); each line's path, a frame folder or a video file, "
+                        "is taken under the dataset's frame folder (e.g. ROOT/kinetics/images) unless absolute")
+    p.add_argument('--val_list', type=str, default='', help='list file (default: the dataset\'s); paths as --train_list')
     p.add_argument('--root_path', type=str, default=None,
                    help='data root holding the datasets (default: $PAN_DATA_ROOT, else ./data)')
     p.add_argument('--store_name', type=str, default='', help='run name (default: built from the options)')

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--pretrain', type=str, default='imagenet', help='kept for compatibility; weights come from --weights')
     p.add_argument('--VAP', default=False, action='store_true',
                    help='checkpoints have the VAP head (read from the checkpoint anyway)')
-    p.add_argument('--test_list', type=str, default=None, help='list file(s), one, or one per branch, comma separated')
+    p.add_argument('--test_list', type=str, default=None, help="list file(s), one, or one per branch, comma separated (default: the dataset's val list); "
+                        "paths in it are taken under the dataset's frame folder unless absolute")
     p.add_argument('--root_path', type=str, default=None, help='data root (default: $PAN_DATA_ROOT, else ./data)')
     p.add_argument('--csv_file', type=str, default=None, help='write the submission CSV here')
     p.add_argument('--save_scores', type=str, default=None,

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ops.dataset_config import resolve_list_path
 from ops.frame_source import FolderFrames, FrameSource, VideoFrames, stack_clip
 from ops.image_io import FrameReadError
 from ops.modalities import DEFAULT_DATA_LENGTH, check_modality
@@ -113,8 +114,9 @@ class PANDataSet(Dataset):
     ``twice_sample`` / ``dense_sample`` at test time) and the clip is ``(views*F*3, H, W)``, float
     (uint8 when built with ``normalize=False``, for ``normalize_uint8_batch`` on the device).
 
-    Paths in the list are frame folders under ``root_path`` (frames named by ``image_tmpl``) or
-    video files (``.mp4``, ``.webm``, ``.avi``, ``.mkv``, frame count 0 = read from the file).
+    Paths in the list are frame folders (frames named by ``image_tmpl``) or video files (see
+    ``VIDEO_EXTENSIONS``; frame count 0 = read from the file), relative to ``root_path`` (the
+    dataset's frame folder) unless absolute (:func:`~ops.dataset_config.resolve_list_path`).
 
     Release behaviour kept: outside ``test_mode`` (or with ``remove_missing``) videos with fewer
     than 3 frames are dropped. Unlike the release, a missing or unreadable frame or video raises
@@ -162,7 +164,7 @@ class PANDataSet(Dataset):
     # -- set-up helpers
 
     def _full_path(self, record: VideoRecord) -> str:
-        return os.path.join(self.root_path, record.path)
+        return str(resolve_list_path(self.root_path, record.path))
 
     def _count_video_frames(self, records: list[VideoRecord]) -> None:
         """Fill in frame counts given as 0 for video files (cached per process by the reader)."""

@@ -18,9 +18,13 @@ Everything lives under one data root: ``--root_path`` if given, else ``$PAN_DATA
     <root>/synthetic/frames/<video>/00001.jpg, synthetic/{train,val}_videofolder.txt,
                                                synthetic/category.txt   (tools/gen_synthetic.py)
 
-A list file has one ``<video folder or video file> <num frames> <label>`` line per video; the
-path is relative to the frame folder above (video files: ``num frames`` may be 0). Class counts
-are fixed except for ``synthetic``, whose count is the length of its category.txt.
+A list file has one ``<video folder or video file> <num frames> <label>`` line per video. Its
+paths are resolved in one place, :meth:`DatasetInfo.resolve`: a relative path is taken under the
+dataset's frame folder above (``ROOT/kinetics/images/<path>`` for kinetics, videos as well as
+frame folders), an absolute path as it is. For video files ``num frames`` may be 0 (counted from
+the file). The class count is the number of names in the dataset's category.txt when it exists
+(so a subset has as many classes as its category file lists); without one, the registry's fixed
+count applies (``synthetic`` requires its category.txt).
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ class DatasetLayout:
     ('' for datasets that ship frames). ``make_frames`` / ``make_lists``: how the user creates
     the frames and the lists, for the error that reports them missing.
     """
-    num_class: int | None  # None: count the lines of category.txt
+    num_class: int | None  # classes when there is no category.txt (None: the file is required)
     frames: str
     train_list: str
     val_list: str
@@ -132,6 +136,16 @@ class DatasetInfo:
     root: Path = Path(DEFAULT_ROOT)
     make: dict[str, str] = field(default_factory=dict)
 
+    def resolve(self, list_path: str) -> Path:
+        """Where a list file's path column points: under :attr:`frames_root` when relative."""
+        return resolve_list_path(self.frames_root, list_path)
+
+
+def resolve_list_path(frames_root: str | os.PathLike, list_path: str) -> Path:
+    """A list file's path column (frame folder or video file) resolved against the dataset's frame
+    folder; absolute paths are kept. The one place list paths are resolved."""
+    return Path(frames_root) / list_path
+
 
 def read_categories(path: str | os.PathLike) -> list[str]:
     """Class names, one per line (label = line number from 0). Trailing blank lines are ignored;
@@ -165,12 +179,15 @@ def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
     """
     spec, root = dataset_layout(name), data_root(root_path)
     categories = root / spec.categories
-    num_class = spec.num_class
-    if num_class is None:
-        if not categories.is_file():
-            raise DatasetFilesError(f'dataset {name!r} is missing files:\n'
-                                    + _missing_message('category file', categories, spec.make_lists))
+    # The category file, when there is one, says how many classes this copy of the dataset has
+    # (a 3-class subset of Kinetics has 3); the registry's count is for datasets without one.
+    if categories.is_file():
         num_class = len(read_categories(categories))
+    elif spec.num_class is not None:
+        num_class = spec.num_class
+    else:
+        raise DatasetFilesError(f'dataset {name!r} is missing files:\n'
+                                + _missing_message('category file', categories, spec.make_lists))
     return DatasetInfo(
         name=name, num_class=num_class,
         frames_root=Path(frames_root) if frames_root else root / spec.frames,

@@ -102,3 +102,24 @@ def test_read_categories(tmp_path):
         read_categories(path)
     with pytest.raises(DatasetFilesError, match='none.txt'):
         read_categories(tmp_path / 'none.txt')
+
+
+def test_category_file_sets_the_class_count_of_a_subset(tmp_path):
+    """A 3-class Kinetics subset made by the tools has 3 classes, not the registry's 400; a label
+    outside them is an error naming the list line, before any training."""
+    from ops.dataset import ListFileError, parse_list_file
+    labels = tmp_path / 'kinetics' / 'labels'
+    labels.mkdir(parents=True)
+    (labels / 'category.txt').write_text('abseiling\nzumba\nyoga\n')
+    info = get_dataset_info('kinetics', tmp_path)
+    assert info.num_class == 3
+    (labels / 'train_videofolder.txt').write_text('zumba/a 10 2\nyoga/b 10 3\n')
+    with pytest.raises(ListFileError, match=r'line 2: label 3 outside 0..2'):
+        parse_list_file(labels / 'train_videofolder.txt', info.num_class)
+    assert get_dataset_info('kinetics', tmp_path / 'elsewhere').num_class == 400  # no category file
+
+
+def test_list_paths_resolve_under_the_frame_folder(tmp_path):
+    info = get_dataset_info('kinetics', tmp_path)
+    assert info.resolve('zumba/a.mp4') == tmp_path / 'kinetics' / 'images' / 'zumba' / 'a.mp4'
+    assert info.resolve(str(tmp_path / 'v.mp4')) == tmp_path / 'v.mp4'  # absolute paths are kept

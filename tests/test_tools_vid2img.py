@@ -125,3 +125,22 @@ def test_help_runs_as_script(repo_root, tool, option):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert option in result.stdout and '--workers' in result.stdout
+
+
+@pytest.mark.parametrize('tool', ['sthv2', 'kinetics'])
+def test_videos_writing_the_same_folder_are_reported_before_any_extraction(tmp_path, capsys, tool):
+    if tool == 'sthv2':
+        videos = tmp_path / 'something' / 'v2' / '20bn-something-something-v2'
+        names, main = ['7.mp4', '7.webm', '8.webm'], vid2img_sthv2.main
+    else:
+        videos = tmp_path / 'kinetics' / 'videos' / 'zumba'
+        names, main = ['a.mp4', 'a.webm', 'b.mp4'], vid2img_kinetics.main
+    for name in names:
+        write_video(videos / name, 2, 32, 32, 'libvpx' if name.endswith('.webm') else 'mpeg4')
+    assert main(['--root_path', str(tmp_path), '--workers', '1']) == 2
+    err = capsys.readouterr().err
+    assert 'error: 1 frame folder(s) would be written by more than one video' in err
+    assert names[0] in err and names[1] in err and names[2] not in err
+    frames_root = {'sthv2': tmp_path / 'something' / 'v2' / '20bn-something-something-v2-frames',
+                   'kinetics': tmp_path / 'kinetics' / 'images'}[tool]
+    assert not frames_root.exists() or not any(frames_root.rglob('*.jpg'))  # nothing was extracted

@@ -242,12 +242,27 @@ def find_videos(video_dir: Path, exts: Sequence[str] = VIDEO_EXTENSIONS) -> list
     return videos
 
 
+def check_output_clashes(jobs: Sequence[ExtractJob]) -> None:
+    """A PrepError listing every frame folder that two or more videos would write (``a.mp4`` and
+    ``a.webm`` both become ``a/``), so nothing is extracted from an ambiguous set."""
+    by_folder: dict[str, list[str]] = {}
+    for job in jobs:
+        by_folder.setdefault(os.path.normpath(job.out_dir), []).append(job.video)
+    clashes = {folder: videos for folder, videos in by_folder.items() if len(videos) > 1}
+    if clashes:
+        lines = [f'  {folder} <- {", ".join(sorted(videos))}' for folder, videos in sorted(clashes.items())]
+        raise PrepError(f'{len(clashes)} frame folder(s) would be written by more than one video; rename or '
+                        'move one of each before extracting:\n' + '\n'.join(lines))
+
+
 def run_extraction(jobs: Sequence[ExtractJob], workers: int, desc: str = 'extracting') -> int:
-    """Extract ``jobs`` whose output folder does not exist yet, in ``workers`` processes.
+    """Extract ``jobs`` whose output folder does not exist yet, in ``workers`` processes, after
+    checking that no two videos share an output folder (:func:`check_output_clashes`).
 
     Returns the exit status: 0 when every video is done, 1 when some failed (they are listed on
     stderr at the end; the others are still extracted).
     """
+    check_output_clashes(jobs)
     todo = [j for j in jobs if not Path(j.out_dir).is_dir()]
     if len(todo) < len(jobs):
         print(f'{len(jobs) - len(todo)} of {len(jobs)} videos already extracted, skipped')

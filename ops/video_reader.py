@@ -1,18 +1,55 @@
 """Random access to the frames of a video file with PyAV, so a list file may name videos
 (``.mp4``, ``.webm``, ``.avi``, ``.mkv``, ``.mov``, ``.m4v``) instead of extracted frame folders.
 
-A video is indexed once per process (demuxing only, no decoding): the presentation timestamps of
-its frames and which of them are keyframes. The index gives the frame count (list files may say 0
-frames for a video) and lets :meth:`VideoReader.read` seek to the keyframe before each wanted
-frame instead of decoding everything before it. Containers without usable timestamps are read
-sequentially. Frame indices here are 0-based, in presentation order.
+Frame-exact by construction. Frame ``i`` (0-based) of a video is, by definition, the ``i``-th frame
+that a plain sequential decode (``enumerate(container.decode(stream))``) outputs; that is also what
+the frame extractors in ``tools/`` write to disk. Container timestamps cannot define it: an XviD
+AVI with packed B-frames (UCF101, HMDB51) has packets that hold two frames and placeholder packets
+that hold none, and its decoded frames carry timestamps out of order (1, 2, 4, 3, ...); H.264 in
+AVI has the same disorder. So:
+
+* **Index pass** (once per file per process, cached on path, mtime and size): one sequential
+  *decode* of the whole video. For each decoded frame it records a CRC of its decoded pixels (the
+  native planes, not converted) and its pts; the pts are *trusted* only if every frame has one and
+  they strictly increase in output order. It also records the keyframe packets (byte position,
+  pts, dts) and pairs each with the display position of the frame it decodes to: by equal pts when
+  pts are trusted, otherwise the m-th keyframe packet with the m-th frame the decoder flags as a
+  keyframe (keyframes are never reordered among themselves), if the two counts agree. Those pairs
+  are the seek points. The frame count is the number of decoded frames, so it is right even where
+  packets and frames differ (a damaged tail counts the frames decoded before the error).
+* **Read**: for each wanted frame (ascending) take the last seek point at or before it; if it lies
+  beyond the frame being decoded, seek there and read which packet the demuxer resumes at: only a
+  known keyframe packet at or before the wanted frame is accepted. Demuxers seek by pts (MKV), by
+  dts (AVI) or by dts shifted to start at 0 (MP4), so the offsets tried are the keyframe packet's
+  pts and dts, then just below the next seek point's; the one that lands is remembered. Decoded
+  frames are then named by their pts (when trusted) or by counting from the first frame the
+  decoder flags as a keyframe (the landing packet's frame; frames displayed before it, as in open
+  GOPs, are passed over). The first frame named after a seek and every frame returned must match
+  the CRC of that position from the index pass, so a frame is only returned if it is bit for bit
+  what the sequential decode gives. Anything unexpected (landing elsewhere, an unknown pts, a CRC
+  mismatch, a decoder error) marks that seek point unusable and the remaining frames are read
+  sequentially from the start.
+  A video without seek points (a single keyframe, as in many XviD files, or keyframes that cannot
+  be paired) is read sequentially, up to the last wanted frame.
+
+Why not a cheaper demux-only index: packets do not match the decoded frames one for one (packed
+B-frames, N-VOP placeholders, reordered stamps) and only a decode reveals it. On the XviD fixture
+in ``tests/fixtures`` the packets' pts are unique, sort to 1..164 and are as many as the decoded
+frames, yet the demux-only reader this replaced returned a neighbouring frame for 54 of its 164
+indices. The index pass costs one decode per file and process (each DataLoader worker builds its
+own; hashing the native planes adds little, about 12 bytes are kept per frame). List files
+normally carry frame counts, and a :class:`VideoReader` made for each clip reuses the cached index,
+so reading a clip seeks instead of decoding the video again.
 """
 from __future__ import annotations
 
+import bisect
 import os
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from itertools import chain, pairwise
 
 import av
 import numpy as np
@@ -30,17 +67,96 @@ def is_video_file(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
 
+def frame_digest(frame: av.VideoFrame) -> int:
+    """CRC-32 of a decoded frame's pixels in its native format (no colour conversion, which would
+    cost more than the decode): equal digests mean the same decoded picture, hence the same RGB."""
+    try:
+        pixels = frame.to_ndarray()
+    except ValueError:  # a pixel format PyAV cannot export as is: hash the RGB picture we return
+        pixels = frame.to_ndarray(format='rgb24')
+    return zlib.crc32(np.ascontiguousarray(pixels))
+
+
+def packet_identity(packet: av.Packet) -> Hashable:
+    """What names a packet again after a seek: its byte position in the file, or its timestamps
+    where the demuxer gives no position."""
+    return ('pos', packet.pos) if packet.pos is not None else ('ts', packet.pts, packet.dts)
+
+
 @dataclass(frozen=True)
+class SeekPoint:
+    """A keyframe packet that decoding may restart from."""
+    position: int  # 0-based display position of the keyframe's frame in the sequential decode
+    timestamps: tuple[int, ...]  # offsets for ``container.seek`` (stream time base), first choice first
+    packet: Hashable  # :func:`packet_identity` of the keyframe packet
+
+
+@dataclass(frozen=True, eq=False)  # identity equality: the arrays do not compare to a bool
 class VideoIndex:
-    """Frames of one video in presentation order: ``pts`` (sorted, or None when the container has
-    no usable timestamps) and the index of the keyframe at or before each frame."""
+    """What one sequential decode of a video found.
+
+    ``digests`` ``(num_frames,)`` uint32: :func:`frame_digest` of each frame in decode output order.
+    ``pts`` ``(num_frames,)`` int64, strictly increasing, or None when the frames' pts are missing
+    or out of order (then frames are identified by counting). ``seek_points``: sorted by position
+    (one at position 0 is only a landing: decoding from the start needs no seek). ``end_stamp``:
+    the largest packet timestamp, a seek offset past the last keyframe.
+
+    Learnt while reading (per process, shared by the readers of the file): ``unusable``, the
+    positions of seek points that failed once (not retried), and ``stamp_for``, the seek offset
+    that landed exactly at each seek point.
+    """
     num_frames: int
+    digests: np.ndarray
     pts: np.ndarray | None
-    keyframe_before: np.ndarray | None
+    seek_points: tuple[SeekPoint, ...]
+    end_stamp: int | None = None
+    unusable: set[int] = field(default_factory=set, compare=False, repr=False)
+    stamp_for: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def pts_trusted(self) -> bool:
+        return self.pts is not None
 
     @property
     def seekable(self) -> bool:
-        return self.pts is not None
+        return any(p.position > 0 for p in self.seek_points)
+
+    @cached_property  # cached_property writes the instance dict directly, which frozen allows
+    def _landings(self) -> dict[Hashable, int]:
+        return {p.packet: p.position for p in self.seek_points}
+
+    @cached_property
+    def _seek_positions(self) -> list[int]:
+        return [p.position for p in self.seek_points]
+
+    def landing_position(self, packet: av.Packet) -> int | None:
+        """Display position of the keyframe packet a seek resumed at; None if not a seek point."""
+        return self._landings.get(packet_identity(packet))
+
+    def seek_point_before(self, target: int) -> SeekPoint | None:
+        """The last usable seek point at or before frame ``target``; None: decode from the start."""
+        i = bisect.bisect_right(self._seek_positions, target)
+        for point in reversed(self.seek_points[:i]):
+            if point.position == 0:
+                break
+            if point.position not in self.unusable:
+                return point
+        return None
+
+    def seek_stamps(self, point: SeekPoint) -> list[int]:
+        """Offsets to try for ``container.seek`` to land at ``point``: the one that worked before,
+        else its keyframe packet's pts and dts (demuxers index by either), then just below the next
+        seek point's (demuxers such as MP4's index by dts shifted to start at 0, which lies
+        between the two)."""
+        if point.position in self.stamp_for:
+            return [self.stamp_for[point.position]]
+        i = self.seek_points.index(point)
+        if i + 1 < len(self.seek_points):
+            above = [t - 1 for t in self.seek_points[i + 1].timestamps]
+        else:
+            above = [self.end_stamp] if self.end_stamp is not None else []
+        lowest = min(point.timestamps)
+        return list(dict.fromkeys([*point.timestamps, *(t for t in above if t > lowest)]))
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -56,30 +172,65 @@ def _open(path: str) -> av.container.InputContainer:
     return container
 
 
+def _pair_seek_points(key_packets: list[tuple[Hashable, int | None, int | None]], frame_pts: list[int | None],
+                      frame_is_key: list[bool], pts_trusted: bool) -> tuple[SeekPoint, ...]:
+    """Seek points from the keyframe packets ``(identity, pts, dts)`` in decode order and the
+    decoded frames' pts and keyframe flags in output order (see the module docstring)."""
+    positions: list[int | None]
+    if pts_trusted:
+        where = {p: i for i, p in enumerate(frame_pts)}
+        positions = [where.get(pts) for _, pts, _ in key_packets]
+    else:
+        flagged = [i for i, key in enumerate(frame_is_key) if key]
+        if len(flagged) != len(key_packets):
+            return ()  # cannot tell which frame a keyframe packet decodes to
+        positions = list(flagged)
+    points: list[SeekPoint] = []
+    for (identity, pts, dts), position in zip(key_packets, positions):
+        stamps = tuple(dict.fromkeys(t for t in (pts, dts) if t is not None))
+        if position is not None and stamps:
+            points.append(SeekPoint(position, stamps, identity))
+    # keyframes display in the order they are decoded; if not, the pairing is wrong
+    if any(a.position >= b.position for a, b in pairwise(points)):
+        return ()
+    return tuple(points)
+
+
 @lru_cache(maxsize=4096)
 def _cached_index(path: str, mtime_ns: int, size: int) -> VideoIndex:
-    """Demux (without decoding) and index; keyed on mtime and size so an edited file is re-read."""
+    """Decode the whole video once and index it; keyed on mtime and size so an edited file is
+    re-read."""
     container = _open(path)
-    entries: list[tuple[int | None, bool]] = []
+    digests: list[int] = []
+    frame_pts: list[int | None] = []
+    frame_is_key: list[bool] = []
+    key_packets: list[tuple[Hashable, int | None, int | None]] = []
+    end_stamp: int | None = None
     try:
+        # the same packets in the same order as container.decode(stream), which is demux + decode
         for packet in container.demux(container.streams.video[0]):
-            if packet.size:  # size 0: the demuxer's end-of-stream flush packet
-                entries.append((packet.pts, packet.is_keyframe))
+            if packet.size and packet.is_keyframe:
+                key_packets.append((packet_identity(packet), packet.pts, packet.dts))
+            end_stamp = max((t for t in (packet.pts, packet.dts, end_stamp) if t is not None), default=None)
+            for frame in packet.decode():
+                digests.append(frame_digest(frame))
+                frame_pts.append(frame.pts)
+                frame_is_key.append(bool(frame.key_frame))
     except av.error.FFmpegError as e:
-        if not entries:  # a damaged tail still leaves the frames before it readable
+        if not digests:  # a damaged tail still leaves the frames before it readable
             raise VideoReadError(f'cannot read video {path}: {e}') from None
     finally:
         container.close()
-    if not entries:
+    if not digests:
         raise VideoReadError(f'no video frames in {path}')
-    if any(pts is None for pts, _ in entries):
-        return VideoIndex(len(entries), None, None)
-    entries.sort()
-    pts = np.array([p for p, _ in entries], dtype=np.int64)
-    if len(np.unique(pts)) != len(pts):
-        return VideoIndex(len(entries), None, None)
-    key_pos = np.where([k for _, k in entries], np.arange(len(entries)), 0)
-    return VideoIndex(len(entries), pts, np.maximum.accumulate(key_pos))
+    pts_trusted = all(p is not None for p in frame_pts) and all(
+        b > a for a, b in pairwise(frame_pts))
+    return VideoIndex(
+        num_frames=len(digests),
+        digests=np.array(digests, dtype=np.uint32),
+        pts=np.array(frame_pts, dtype=np.int64) if pts_trusted else None,
+        seek_points=_pair_seek_points(key_packets, frame_pts, frame_is_key, pts_trusted),
+        end_stamp=end_stamp)
 
 
 def video_index(path: str) -> VideoIndex:
@@ -92,17 +243,52 @@ def video_index(path: str) -> VideoIndex:
 
 
 def count_video_frames(path: str) -> int:
-    """Number of frames in the video's first video stream, counted once per process and cached."""
+    """Number of frames a sequential decode of the video's first video stream gives, counted once
+    per process and cached."""
     return video_index(path).num_frames
 
 
 class _NeedSequential(Exception):
-    """Seeking did not land where the index said; read from the start instead."""
+    """Seeking did not give the frames the index promised; read sequentially instead."""
+
+
+class _Cursor:
+    """Decoded frames of one decoding run, each named by its display position.
+
+    ``identify(frame)`` gives a frame's position, or None for a frame to pass over (displayed
+    before the keyframe a seek landed at). From the start of the file the position is the output
+    count (the definition); after a seek it comes from pts or from counting, and ``check`` compares
+    the first frame named (is the landing where the index says?) and every frame returned with
+    the index's digest. Frames only passed through are not checked: a mismatch there says nothing
+    about the frames returned, and would needlessly retire the seek point.
+    """
+
+    def __init__(self, frames: Iterator[av.VideoFrame], identify: Callable[[av.VideoFrame], int | None],
+                 check: Callable[[int, av.VideoFrame], None], seek_point: SeekPoint | None) -> None:
+        self.frames, self.identify, self.check, self.seek_point = frames, identify, check, seek_point
+        self.position = -1  # last frame decoded
+
+    def advance_to(self, target: int, on_decoded: Callable[[], None]) -> av.VideoFrame:
+        """Decode up to frame ``target`` and return it; _NeedSequential if it does not come."""
+        for frame in self.frames:
+            on_decoded()
+            pos = self.identify(frame)
+            if pos is None:
+                continue
+            if pos <= self.position or pos > target:  # out of order, or the target was skipped
+                raise _NeedSequential
+            if pos == target or self.position < 0:  # what we return, and the frame we landed at
+                self.check(pos, frame)
+            self.position = pos
+            if pos == target:
+                return frame
+        raise _NeedSequential
 
 
 class VideoReader:
-    """Decode chosen frames of one video. ``frames_decoded`` counts decoded frames (seeking keeps
-    it near the number of wanted frames plus GOP lead-ins)."""
+    """Decode chosen frames of one video, exactly the frames a sequential decode gives at those
+    positions. ``frames_decoded`` counts decoded frames (seeking keeps it near the number of
+    wanted frames plus GOP lead-ins)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -121,15 +307,19 @@ class VideoReader:
                                  f'the video has {len(self)} frames')
         if not wanted:
             return {}
-        try:
-            if self.index.seekable:
-                try:
-                    return self._read_seeking(wanted)
-                except _NeedSequential:
-                    pass
-            return self._read_sequential(wanted)
-        except av.error.FFmpegError as e:
-            raise VideoReadError(f'cannot decode video {self.path}: {e}') from None
+        out: dict[int, np.ndarray] = {}
+        if self.index.seekable:
+            try:
+                self._read_seeking(wanted, out)
+            except _NeedSequential:
+                pass  # frames already in ``out`` were verified; read the rest from the start
+        rest = [i for i in wanted if i not in out]
+        if rest:
+            try:
+                out.update(self._read_sequential(rest))
+            except av.error.FFmpegError as e:
+                raise VideoReadError(f'cannot decode video {self.path}: {e}') from None
+        return {i: out[i] for i in wanted}
 
     def read_all(self) -> list[np.ndarray]:
         """Every frame that decodes, in order, stopping at the first decoding error (used to
@@ -146,34 +336,105 @@ class VideoReader:
         self.frames_decoded += len(frames)
         return frames
 
-    def _read_seeking(self, wanted: list[int]) -> dict[int, np.ndarray]:
-        pts, key_before = self.index.pts, self.index.keyframe_before
-        out: dict[int, np.ndarray] = {}
+    # -- seeking
+
+    def _count_decoded(self) -> None:
+        self.frames_decoded += 1
+
+    def _check(self, pos: int, frame: av.VideoFrame) -> None:
+        if frame_digest(frame) != self.index.digests[pos]:
+            raise _NeedSequential
+
+    def _from_start(self, container: av.container.InputContainer) -> _Cursor:
+        counter = iter(range(len(self)))
+        # no seek yet: this is the sequential decode itself, so counting is the definition
+        return _Cursor(container.decode(container.streams.video[0]), lambda frame: next(counter, None),
+                       lambda pos, frame: None, None)
+
+    def _seek(self, container: av.container.InputContainer, point: SeekPoint, target: int) -> _Cursor:
+        """Seek to ``point`` and return a cursor that names the frames decoded from there."""
+        stream = container.streams.video[0]
+
+        def land(stamp: int) -> tuple[int | None, av.Packet | None, Iterator[av.Packet]]:
+            container.seek(stamp, stream=stream, backward=True, any_frame=False)  # also flushes the decoder
+            packets = container.demux(stream)
+            first = next((p for p in packets if p.size), None)
+            return (None if first is None else self.index.landing_position(first)), first, packets
+
+        best: tuple[int, int] | None = None  # (landing, stamp): the latest landing at or before target
+        stamp = None
+        for stamp in self.index.seek_stamps(point):
+            landing, first, packets = land(stamp)
+            if landing is None or landing > target:
+                continue  # an unknown packet, or past the target
+            if best is None or landing > best[0]:
+                best = (landing, stamp)
+            if landing >= point.position:
+                break
+        if best is None:
+            self.index.unusable.add(point.position)
+            raise _NeedSequential
+        if best[0] == point.position:
+            self.index.stamp_for[point.position] = best[1]
+        if stamp != best[1]:  # the best landing was not the last one tried: go back there
+            landing, first, packets = land(best[1])
+            if landing != best[0]:
+                raise _NeedSequential
+        landing = best[0]
+        frames = chain(first.decode(), (f for p in packets for f in p.decode()))
+        return _Cursor(frames, self._identifier(landing), self._check, point)
+
+    def _identifier(self, landing: int) -> Callable[[av.VideoFrame], int | None]:
+        """How frames decoded after landing at the keyframe of display position ``landing`` are
+        named: by pts when trusted, else by counting from the first frame flagged as a keyframe.
+        Frames displayed before the landing keyframe (open GOPs) are passed over."""
+        pts = self.index.pts
+        if pts is not None:
+            def by_pts(frame: av.VideoFrame) -> int | None:
+                i = int(np.searchsorted(pts, frame.pts)) if frame.pts is not None else len(pts)
+                if i >= len(pts) or pts[i] != frame.pts:
+                    raise _NeedSequential  # a pts the sequential decode never gave
+                return i if i >= landing else None
+            return by_pts
+        last = [None]  # position of the previous frame; None until the keyframe is out
+
+        def by_count(frame: av.VideoFrame) -> int | None:
+            if last[0] is None:
+                if not frame.key_frame:
+                    return None
+                last[0] = landing
+            else:
+                last[0] += 1
+            return last[0]
+        return by_count
+
+    def _read_seeking(self, wanted: list[int], out: dict[int, np.ndarray]) -> None:
+        """Fill ``out`` with the wanted frames, seeking to the keyframe before each where that
+        skips decoding; _NeedSequential (``out`` holding the verified frames so far) if the video
+        does not behave as indexed."""
         container = _open(self.path)
+        cursor: _Cursor | None = None
         try:
-            stream = container.streams.video[0]
-            frames: Iterator | None = None
-            pos = -1  # presentation index of the last decoded frame
             for target in wanted:
-                key = int(key_before[target])
-                if frames is None or key > pos + 1:  # jumping to the keyframe skips decoding
-                    if frames is not None or key > 0:
-                        container.seek(int(pts[key]), stream=stream, backward=True, any_frame=False)
-                    frames = container.decode(stream)
-                for frame in frames:
-                    self.frames_decoded += 1
-                    i = int(np.searchsorted(pts, frame.pts)) if frame.pts is not None else -1
-                    if i < 0 or i >= len(pts) or pts[i] != frame.pts or i > target:
-                        raise _NeedSequential
-                    pos = i
-                    if i == target:
-                        out[i] = frame.to_ndarray(format='rgb24')
-                        break
-                else:
-                    raise _NeedSequential
+                point = self.index.seek_point_before(target)
+                if cursor is None or (point is not None and point.position > cursor.position + 1):
+                    if point is None:
+                        cursor = self._from_start(container)
+                    else:
+                        try:
+                            cursor = self._seek(container, point, target)
+                        except av.error.FFmpegError:  # a seek the demuxer refused
+                            self.index.unusable.add(point.position)
+                            raise _NeedSequential from None
+                try:
+                    frame = cursor.advance_to(target, self._count_decoded)
+                except (_NeedSequential, av.error.FFmpegError):
+                    if cursor.seek_point is not None:
+                        self.index.unusable.add(cursor.seek_point.position)
+                    raise _NeedSequential from None
+                out[target] = frame.to_ndarray(format='rgb24')
         finally:
             container.close()
-        return out
 
     def _read_sequential(self, wanted: list[int]) -> dict[int, np.ndarray]:
         want = set(wanted)
@@ -191,5 +452,5 @@ class VideoReader:
         missing = sorted(want - out.keys())
         if missing:
             raise VideoReadError(f'{self.path}: frames {missing[:5]} (0-based) did not decode '
-                                 f'(the container lists {len(self)} frames)')
+                                 f'(the index counted {len(self)} frames)')
         return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,14 +27,18 @@ from ops.sampling import expand_indices, sample_val_indices
 from ops.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+FLOW_PREFIXES = ('flow_x_', 'flow_y_', 'x_', 'y_')  # optical flow written beside RGB frames (TSN layout)
+_NUMBERED = re.compile(r'^(.*?)(\d+)(\.[A-Za-z]+)$')  # prefix, frame number, extension
 
 Frame = torch.Tensor | Image.Image  # uint8 (H, W, 3), or an RGB PIL image with as_pil=True
 
 
 class FrameSource(ABC):
-    """The frames of one video. ``path`` names it in errors; indices are 1-based."""
+    """The frames of one video. ``path`` names it in errors; indices are 1-based. ``note`` says
+    what a reader chose to leave out, for the user ('' when nothing)."""
 
     path: str
+    note: str = ''
 
     @property
     @abstractmethod
@@ -59,12 +64,55 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
 
 
-def list_frame_files(folder: str) -> list[str]:
-    """The image files of a frame folder in frame order (natural sort of their names)."""
+@dataclass(frozen=True)
+class FrameListing:
+    """The frames of a folder given without a template: ``files`` in frame order, the name
+    ``pattern`` they follow, and the other images that were ``skipped``."""
+    files: list[str]
+    pattern: str
+    skipped: list[str]
+
+    @property
+    def note(self) -> str:
+        """What was left out, for the user ('' when nothing was)."""
+        if not self.skipped:
+            return ''
+        kinds = sorted({m.group(1) if (m := _NUMBERED.match(n)) else n for n in self.skipped})
+        shown = ', '.join(k + '*' if k.endswith('_') else k for k in kinds[:4])
+        return (f'took the {len(self.files)} frames named {self.pattern}; skipped {len(self.skipped)} other '
+                f'image(s) ({shown}{", ..." if len(kinds) > 4 else ""})')
+
+
+def scan_frame_folder(folder: str) -> FrameListing:
+    """The RGB frames of a folder: of the numbered images (``img_00001.jpg``, ``00001.jpg``, ...),
+    the most numerous series that is not optical flow (``flow_x_``, ``flow_y_``, ``x_``, ``y_``, as
+    the TSN extraction writes beside the RGB frames), in frame-number order. A folder of images
+    without numbers gives all of them in natural order."""
     names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
     if not names:
         raise ValueError(f'no frames ({", ".join(IMAGE_EXTENSIONS)}) in folder {folder}')
-    return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
+    series: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for name in names:
+        m = _NUMBERED.match(name)
+        if m:
+            series.setdefault((m.group(1), m.group(3).lower()), []).append((int(m.group(2)), name))
+    rgb = {key: found for key, found in series.items() if not key[0].lower().startswith(FLOW_PREFIXES)}
+    if not series:
+        return FrameListing([os.path.join(folder, n) for n in sorted(names, key=_natural_key)], '*', [])
+    if not rgb:
+        raise ValueError(f'only optical-flow images ({", ".join(p + "*" for p in FLOW_PREFIXES)}) in folder '
+                         f'{folder}: no RGB frames to read')
+    # most frames first; on a tie the usual RGB names (img_*, then bare numbers) win
+    (prefix, ext), found = max(rgb.items(), key=lambda kv: (len(kv[1]), kv[0][0] == 'img_', kv[0][0] == ''))
+    chosen = [name for _, name in sorted(found)]
+    taken = set(chosen)
+    return FrameListing([os.path.join(folder, n) for n in chosen], f'{prefix}<n>{ext}',
+                        sorted((n for n in names if n not in taken), key=_natural_key))
+
+
+def list_frame_files(folder: str) -> list[str]:
+    """The RGB frame files of a folder in frame order (see :func:`scan_frame_folder`)."""
+    return scan_frame_folder(folder).files
 
 
 class FolderFrames(FrameSource):
@@ -75,7 +123,9 @@ class FolderFrames(FrameSource):
     def __init__(self, folder: str, image_tmpl: str | None = None, num_frames: int | None = None) -> None:
         self.path = folder
         self.image_tmpl = image_tmpl
-        self._files = None if image_tmpl is not None else list_frame_files(folder)
+        listing = scan_frame_folder(folder) if image_tmpl is None else None
+        self._files = listing.files if listing else None
+        self.note = listing.note if listing else ''
         self._num_frames = num_frames if num_frames is not None else len(self._files or [])
 
     @property
@@ -228,11 +278,11 @@ def read_clip(source: FrameSource, indices: Sequence[int]) -> torch.Tensor:
     return stack_clip(source.read(indices), indices, source.path)
 
 
-def sample_clip(path: str, num_segments: int, new_length: int) -> tuple[torch.Tensor, np.ndarray, int]:
+def sample_clip(path: str, num_segments: int, new_length: int) -> tuple[torch.Tensor, np.ndarray, FrameSource]:
     """The validation clip of a video file or frame folder: segment centres, ``new_length``
     consecutive frames each. Returns uint8 frames ``(num_segments * new_length, H, W, 3)``, their
-    1-based indices and the video's frame count."""
+    1-based indices and the source they came from (its ``num_frames`` and ``note``)."""
     source = open_frame_source(path)
     starts = sample_val_indices(source.num_frames, num_segments, new_length)
     indices = expand_indices(starts, new_length, source.num_frames)
-    return read_clip(source, indices), indices, source.num_frames
+    return read_clip(source, indices), indices, source

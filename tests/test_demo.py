@@ -153,3 +153,30 @@ def test_errors_name_what_is_wrong(tmp_path, synthetic_root, seven):
     not_video.write_text('hello')
     with pytest.raises(SystemExit, match='notes.txt is neither a frame folder nor a video file'):
         demo.main([str(not_video), '--weights', seven['path'], '--cpu'])
+
+
+def test_tsn_folder_with_flow_images_reads_only_rgb_frames(tmp_path, synthetic_root, seven, capsys):
+    """A TSN-extracted folder holds img_* frames beside flow_x_* / flow_y_* (or x_* / y_*) images: only
+    the RGB frames are read, in number order, and the demo says what it skipped."""
+    import shutil
+    src = synthetic_video(synthetic_root)
+    clean = demo.main([str(src), '--weights', seven['path'], '--categories', seven['categories'], '--cpu'])
+    capsys.readouterr()
+    tsn = tmp_path / 'tsn_video'
+    tsn.mkdir()
+    frames = sorted(src.iterdir())
+    for i, f in enumerate(frames, 1):
+        shutil.copy(f, tsn / f'img_{i:05d}.jpg')
+        for flow in ('flow_x', 'flow_y', 'x', 'y'):
+            shutil.copy(frames[-i], tsn / f'{flow}_{i:05d}.jpg')  # wrong order: picking them would show
+    result = demo.main([str(tsn), '--weights', seven['path'], '--categories', seven['categories'], '--cpu'])
+    out = capsys.readouterr().out
+    assert torch.equal(result['probs'], clean['probs'])
+    assert f'of {len(frames)} frames' in out
+    assert f'took the {len(frames)} frames named img_<n>.jpg; skipped {4 * len(frames)} other image(s)' in out
+    assert 'flow_x_*' in out and 'y_*' in out
+    only_flow = tmp_path / 'flow_only'
+    only_flow.mkdir()
+    shutil.copy(frames[0], only_flow / 'flow_x_00001.jpg')
+    with pytest.raises(SystemExit, match='only optical-flow images .* no RGB frames'):
+        demo.main([str(only_flow), '--weights', seven['path'], '--cpu'])

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     transform = build_val_transform(input_size, scale_size_for(input_size), model.input_mean, model.input_std,
                                     normalize=False)
     try:
-        frames, indices, num_frames = sample_clip(args.video, model.num_segments, new_length)
+        frames, indices, source = sample_clip(args.video, model.num_segments, new_length)
     except (OSError, ValueError) as err:
         raise SystemExit(f'error: {err}') from None
     clip = to_model_input(transform(frames)[None], model.input_mean, model.input_std, device)
@@ -130,8 +130,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f"{new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
           f'on {device}')
-    print(f'=> {args.video}: {len(indices)} of {num_frames} frames, '
+    print(f'=> {args.video}: {len(indices)} of {source.num_frames} frames, '
           f'{input_size}x{input_size} crops; classes: {names_source}')
+    if source.note:
+        print(f'=> {args.video}: {source.note}')
     values, order = probs.topk(min(args.top, len(names)))
     top = [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
     for rank, (_, name, prob) in enumerate(top, 1):

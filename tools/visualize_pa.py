@@ -170,9 +170,11 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint = read_checkpoint(args.weights) if args.weights else None
         data_length = args.data_length or checkpoint_data_length(checkpoint) or DEFAULT_DATA_LENGTH
         pa = load_pa(args.weights, data_length, args.seed, checkpoint)
-        raw, indices, _ = sample_clip(args.video, args.num_segments, data_length)
+        raw, indices, frame_source = sample_clip(args.video, args.num_segments, data_length)
     except (OSError, ValueError) as err:  # missing/unreadable video, frames or checkpoint
         raise SystemExit(f'error: {err}') from None
+    if frame_source.note:
+        print(f'=> {args.video}: {frame_source.note}')
     frames = prepare_frames(raw, args.size, args.crop)
     maps = pa_maps(frames, pa)
     rgb, shown = pair_tiles(frames, maps, args.cmap)

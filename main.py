@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from opts import parse_args
 from ops.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint, save_checkpoint
-from ops.data_setup import build_clip_dataset, resolve_dataset, to_model_input
+from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
 from ops.distributed import (DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed,
                              setup_distributed)
 from ops.models import PAN
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
         raise SystemExit(f'--batch-size {args.batch_size} is the total over {ctx.world_size} processes '
                          'and must divide evenly between them')
     info = resolve_dataset(args.dataset, args.root_path, args.train_list, args.val_list,
-                           splits=('val',) if args.evaluate else ('train', 'val'))
+                           splits=('val',) if args.evaluate else ('train', 'val'), lmdb=args.lmdb)
     name = store_name(args)
     log_dir = os.path.join(args.root_log, name)
     ckpt_dir = os.path.join(args.root_model, name)
@@ -215,7 +215,8 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
                   f'{len(report["skipped"])} skipped')
     data = dict(modality=args.modality, num_segments=args.num_segments, data_length=args.data_length,
                 input_size=args.input_size, mean=model.input_mean,
-                std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing)
+                std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing,
+                lmdb_path=lmdb_location(info, args.lmdb))
     train_set = build_clip_dataset(info, str(info.train_list), 'train', **data)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)
     args.input_mean, args.input_std = model.input_mean, model.input_std

@@ -1,12 +1,13 @@
 """Command-line flags of main.py: the release's flags with their meaning and defaults, plus the
 switches the release could not turn off (--no_VAP, --partialbn) and this project's additions
-(--seed, --amp, --channels_last, --sync_bn, --input_size, ...)."""
+(--seed, --amp, --channels_last, --sync_bn, --input_size, --lmdb, ...)."""
 from __future__ import annotations
 
 import argparse
 
 from ops.backbone_registry import BACKBONES
 from ops.backbones import PRETRAIN_CHOICES
+from ops.data_setup import add_lmdb_flag
 from ops.dataset_config import known_datasets
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--root_model', type=str, default='checkpoint')
     g.add_argument('--substitute_missing', action='store_true',
                    help='replace unreadable frames by the nearest readable one (warns, counts)')
+    add_lmdb_flag(g)
     return p
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ops.checkpoint import branch_options, build_pan, read_checkpoint
-from ops.data_setup import build_clip_dataset, resolve_dataset, to_model_input
+from ops.data_setup import add_lmdb_flag, build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
 from ops.dataset import parse_list_file
 from ops.dataset_config import known_datasets, read_categories
 from ops.distributed import pick_device
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='scores and labels (.npz); default: test_results/<dataset>_<Lite|Full|En|...>.npz')
     p.add_argument('--no_confusion_png', action='store_true', help='do not draw the confusion matrix')
     p.add_argument('--substitute_missing', action='store_true')
+    add_lmdb_flag(p)
     return p
 
 
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f'error: give one --test_list, or one per checkpoint ({len(weights)}), not {len(test_lists)}')
 
     info = resolve_dataset(args.dataset, args.root_path, val_list=test_lists[0] if test_lists else None,
-                           splits=('val',))
+                           splits=('val',), lmdb=args.lmdb)
     list_files = (test_lists * len(weights))[:len(weights)] if test_lists else [str(info.val_list)] * len(weights)
     device = pick_device(args.gpus)
 
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         branch.dataset = build_clip_dataset(
             info, list_file, 'test', branch.modality, branch.num_segments, data_length, args.input_size,
             mean, std, views=views, remove_missing=len(branches) == 1,
-            substitute_missing=args.substitute_missing)
+            substitute_missing=args.substitute_missing, lmdb_path=lmdb_location(info, args.lmdb))
         print(f'=> {branch.modality} branch: {os.path.basename(branch.path)} ({branch.arch}, '
               f'{branch.num_segments} segments x {frames_per_segment(branch.modality, data_length)} '
               f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"})')

@@ -6,37 +6,60 @@ the GPU); :func:`to_model_input` normalises a batch on the device it is computed
 """
 from __future__ import annotations
 
+import argparse
 from typing import Sequence
 
 import torch
 
 from ops.backbone_registry import scale_size_for
 from ops.dataset import PANDataSet
-from ops.dataset_config import DatasetInfo, check_dataset_files, get_dataset_info
+from ops.dataset_config import DatasetInfo, check_dataset_files, default_lmdb_path, get_dataset_info
 from ops.modalities import frames_per_segment
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
 from ops.views import TestViews
 
 
+def add_lmdb_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--lmdb [PATH]``, the same in main.py and test_models.py (read it with :func:`lmdb_location`)."""
+    parser.add_argument(
+        '--lmdb', nargs='?', const='', default=None, metavar='PATH',
+        help="read frames from an LMDB store in the released code's layout (keys "
+             "'<video>/000/<frame index - 1:08d>', values the JPEG bytes; build one with "
+             'tools/frames_to_lmdb.py): the store at PATH, or with --lmdb alone the frame folder of '
+             'the dataset with .lmdb appended (e.g. ROOT/something/v1/20bn-something-something-v1.lmdb). '
+             'List files stay as they are; video-file lines still read the video. Default: frame folders. '
+             '(--lmdb alone before a positional argument would take it for PATH: put it last.)')
+
+
+def lmdb_location(info: DatasetInfo, flag: str | None) -> str | None:
+    """The LMDB store ``--lmdb`` names: None without the flag, PATH when given, else the
+    dataset's frame folder + ``.lmdb``."""
+    if flag is None:
+        return None
+    return flag or str(default_lmdb_path(info.frames_root))
+
+
 def resolve_dataset(dataset: str, root_path: str | None = None, train_list: str | None = None,
                     val_list: str | None = None, splits: tuple[str, ...] = ('train', 'val'),
-                    need_categories: bool = False) -> DatasetInfo:
-    """The dataset's registry entry, after checking that its frame folder and lists exist
-    (the error names each missing path and the tool that creates it)."""
+                    need_categories: bool = False, lmdb: str | None = None) -> DatasetInfo:
+    """The dataset's registry entry, after checking that its frames (the frame folder, or with
+    ``lmdb``, the value of ``--lmdb``, its LMDB store) and lists exist (the error names each
+    missing path and the tool that creates it)."""
     info = get_dataset_info(dataset, root_path, train_list=train_list or None, val_list=val_list or None)
-    check_dataset_files(info, splits, need_categories)
+    check_dataset_files(info, splits, need_categories, lmdb_path=lmdb_location(info, lmdb))
     return info
 
 
 def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: str, num_segments: int,
                        data_length: int, input_size: int, mean: Sequence[float], std: Sequence[float],
                        views: TestViews | None = None, dense_sample: bool = False, remove_missing: bool = False,
-                       substitute_missing: bool = False) -> PANDataSet:
+                       substitute_missing: bool = False, lmdb_path: str | None = None
+                       ) -> PANDataSet:
     """A PANDataSet for ``mode`` 'train' (random segment offsets, multi-scale crop to
     ``input_size``, flip where the dataset allows), 'val' (segment centres, short side to
     :func:`scale_size_for` ``(input_size)``, centre crop) or 'test' (the clips and crops of
-    ``views``, whose ``input_size`` is used). Items are uint8 clips
-    ``(views * T * L * 3, crop, crop)`` and the label."""
+    ``views``, whose ``input_size`` is used), reading frames from the LMDB store ``lmdb_path``
+    when given. Items are uint8 clips ``(views * T * L * 3, crop, crop)`` and the label."""
     twice_sample = False
     if mode == 'train':
         transform = build_train_transform(input_size, mean, std, flip=info.flip, normalize=False)
@@ -53,7 +76,7 @@ def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: s
                       image_tmpl=info.image_tmpl, transform=transform, random_shift=mode == 'train',
                       test_mode=mode == 'test', remove_missing=remove_missing, dense_sample=dense_sample,
                       twice_sample=twice_sample, num_class=info.num_class,
-                      substitute_missing=substitute_missing)
+                      substitute_missing=substitute_missing, lmdb_path=lmdb_path)
 
 
 def to_model_input(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],

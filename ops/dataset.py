@@ -1,5 +1,6 @@
 """From list file to clip tensor: list parsing and the ``PANDataSet`` that samples frames
-(:mod:`ops.sampling`) and reads them from frame folders or video files (:mod:`ops.frame_source`).
+(:mod:`ops.sampling`) and reads them from frame folders or video files (:mod:`ops.frame_source`),
+or from an LMDB store (:mod:`ops.lmdb_source`).
 
 Frame indices are 1-based as in the release (``img_00001.jpg`` is frame 1).
 """
@@ -17,8 +18,9 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ops.dataset_config import resolve_list_path
-from ops.frame_source import FolderFrames, FrameSource, VideoFrames, stack_clip
+from ops.frame_source import FolderFrames, FrameSource, MissingVideoError, VideoFrames, stack_clip
 from ops.image_io import FrameReadError
+from ops.lmdb_source import LmdbFrames, check_lmdb_path
 from ops.modalities import DEFAULT_DATA_LENGTH, check_modality
 from ops.sampling import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
 from ops.video_reader import VideoReadError, count_video_frames, is_video_file
@@ -117,6 +119,8 @@ class PANDataSet(Dataset):
     Paths in the list are frame folders (frames named by ``image_tmpl``) or video files (see
     ``VIDEO_EXTENSIONS``; frame count 0 = read from the file), relative to ``root_path`` (the
     dataset's frame folder) unless absolute (:func:`~ops.dataset_config.resolve_list_path`).
+    With ``lmdb_path``, the frames of frame-folder lines come from that LMDB store instead, under
+    the release's keys (:mod:`ops.lmdb_source`); video-file lines still read the video.
 
     Release behaviour kept: outside ``test_mode`` (or with ``remove_missing``) videos with fewer
     than 3 frames are dropped. Unlike the release, a missing or unreadable frame or video raises
@@ -129,7 +133,8 @@ class PANDataSet(Dataset):
                  new_length: int = 1, modality: str = 'RGB', image_tmpl: str = 'img_{:05d}.jpg',
                  transform: Callable | None = None, random_shift: bool = True, test_mode: bool = False,
                  remove_missing: bool = False, dense_sample: bool = False, twice_sample: bool = False,
-                 *, num_class: int | None = None, substitute_missing: bool = False) -> None:
+                 *, num_class: int | None = None, substitute_missing: bool = False,
+                 lmdb_path: str | os.PathLike | None = None) -> None:
         check_modality(modality)
         if modality in ('PA', 'Lite') and new_length < 2:
             raise ValueError(f'modality {modality} needs new_length >= 2 consecutive frames per segment '
@@ -141,6 +146,9 @@ class PANDataSet(Dataset):
         self.random_shift, self.test_mode, self.remove_missing = random_shift, test_mode, remove_missing
         self.dense_sample, self.twice_sample = dense_sample, twice_sample
         self.substitute_missing = substitute_missing
+        self.lmdb_path = None if lmdb_path is None else os.fspath(lmdb_path)
+        if self.lmdb_path is not None:
+            check_lmdb_path(self.lmdb_path)  # here, not in the first DataLoader worker to read
         self._substituted = multiprocessing.Value('q', 0)  # shared with forked DataLoader workers
         self._warned: set[str] = set()
 
@@ -215,11 +223,13 @@ class PANDataSet(Dataset):
                           MissingFrameWarning, stacklevel=3)
 
     def frame_source(self, record: VideoRecord) -> FrameSource:
-        """The reader of ``record``'s frames: a video file, else a frame folder (``image_tmpl``)."""
-        path = self._full_path(record)
+        """The reader of ``record``'s frames: a video file, else the LMDB store when the dataset has
+        one, else a frame folder (``image_tmpl``)."""
         if is_video_file(record.path):
-            return VideoFrames(path)
-        return FolderFrames(path, self.image_tmpl, record.num_frames)
+            return VideoFrames(self._full_path(record))
+        if self.lmdb_path is not None:
+            return LmdbFrames(self.lmdb_path, record.path, record.num_frames)
+        return FolderFrames(self._full_path(record), self.image_tmpl, record.num_frames)
 
     def load_frames(self, record: VideoRecord, indices: Sequence[int], as_uint8: bool):
         """The frames at 1-based ``indices`` in order: uint8 tensor ``(F, H, W, 3)`` or a list of
@@ -234,9 +244,10 @@ class PANDataSet(Dataset):
             else:
                 frames = source.read(indices, as_pil=not as_uint8)
         except FrameReadError as e:
-            where = record.source if str(e).startswith('missing video folder') else \
+            # a whole missing video needs only its list line; a frame of it, the video too
+            where = record.source if isinstance(e, MissingVideoError) else \
                 f'video {record.path}, {record.source}'
-            raise FrameReadError(f'{e} [{where}]') from None
+            raise type(e)(f'{e} [{where}]') from None
         except VideoReadError as e:
             raise VideoReadError(f'{e} [{record.source}]') from None
         if not as_uint8:

@@ -197,13 +197,23 @@ def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
         make={'frames': spec.make_frames, 'lists': spec.make_lists})
 
 
+def default_lmdb_path(frames_root: str | os.PathLike) -> Path:
+    """Where a dataset's LMDB frame store goes by default: beside its frame folder, the folder's
+    path with ``.lmdb`` appended (``.../20bn-something-something-v1.lmdb``)."""
+    return Path(os.fspath(frames_root) + '.lmdb')
+
+
 def check_dataset_files(info: DatasetInfo, splits: tuple[str, ...] = ('train', 'val'),
-                        need_categories: bool = False) -> None:
-    """Raise DatasetFilesError naming every missing path of ``info`` (the frame folder, the list
-    files of ``splits``, and the category file if ``need_categories``) with the tool that
-    creates it."""
+                        need_categories: bool = False, lmdb_path: str | os.PathLike | None = None) -> None:
+    """Raise DatasetFilesError naming every missing path of ``info`` (the frame folder, or the
+    LMDB store ``lmdb_path`` when frames are read from one; the list files of ``splits``; the
+    category file if ``need_categories``) with the tool that creates it."""
     problems = []
-    if not info.frames_root.is_dir():
+    if lmdb_path is not None:
+        if not os.path.exists(lmdb_path):
+            problems.append(_missing_message('LMDB frame store', Path(lmdb_path),
+                                             f'python tools/frames_to_lmdb.py {info.name}'))
+    elif not info.frames_root.is_dir():
         problems.append(_missing_message('frame folder', info.frames_root, info.make.get('frames', '?')))
     for split in splits:
         path = {'train': info.train_list, 'val': info.val_list}[split]

@@ -1,14 +1,18 @@
-"""Frames by index from wherever a video is stored: a folder of extracted frames or a video file.
+"""Frames by index from wherever a video is stored: a folder of extracted frames, a video file
+(here) or an LMDB store (:mod:`ops.lmdb_source`).
 
 One interface for every reader of frames (``PANDataSet``, ``tools/demo.py``,
 ``tools/visualize_pa.py``): :class:`FrameSource` gives the frame count and the frames at 1-based
 indices (``img_00001.jpg`` is frame 1, as in list files), as uint8 tensors ``(H, W, 3)`` or as
-PIL images for the release-compatible transforms. :func:`open_frame_source` picks the reader for
-a path; :func:`stack_clip` turns what a source read into one clip tensor.
+PIL images for the release-compatible transforms. Sources that store frames one by one (frame
+folders, LMDB) share reading and substitution through :class:`IndexedFrames`.
+:func:`open_frame_source` picks the reader for a path; :func:`stack_clip` turns what a source
+read into one clip tensor.
 
-A source either fails with an error naming the file (:class:`FrameReadError`,
-:class:`VideoReadError`) or, through :meth:`FrameSource.read_substituting`, replaces unreadable
-frames by readable neighbours and says which.
+A source either fails with an error naming the file (:class:`FrameReadError`, or its
+:class:`MissingVideoError` when the whole video is absent; :class:`VideoReadError`) or, through
+:meth:`FrameSource.read_substituting`, replaces unreadable frames by readable neighbours and says
+which.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -115,10 +119,88 @@ def list_frame_files(folder: str) -> list[str]:
     return scan_frame_folder(folder).files
 
 
-class FolderFrames(FrameSource):
+class MissingVideoError(FrameReadError):
+    """The whole video is absent (no frame folder, no key of it in an LMDB store): there is no
+    frame of it to substitute with."""
+
+
+class IndexedFrames(FrameSource):
+    """Frames stored one by one, each read on its own (a frame folder, an LMDB store).
+
+    Reading and the substitution of unreadable frames live here once; a subclass says how one
+    frame is read (:meth:`_read_one`) and, after a failed read, whether the whole video is
+    missing (:meth:`_missing_video`)."""
+
+    @abstractmethod
+    def _read_one(self, index: int, as_pil: bool) -> Frame:
+        """The 1-based frame ``index``; FrameReadError naming where it should be."""
+
+    @abstractmethod
+    def _missing_video(self) -> MissingVideoError | None:
+        """The error to raise when the whole video is absent, else None (asked only after a read
+        failed, so a healthy video never pays for the check)."""
+
+    def _check_range(self, indices: Sequence[int]) -> None:
+        """Raise FrameReadError for indices the source knows to be outside the video; by default
+        nothing is known and a missing frame is reported when read."""
+
+    def _read_checked(self, index: int, as_pil: bool) -> Frame:
+        try:
+            return self._read_one(index, as_pil)
+        except FrameReadError:
+            missing = self._missing_video()
+            if missing is not None:
+                raise missing from None
+            raise
+
+    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
+        wanted = sorted({int(i) for i in indices})
+        self._check_range(wanted)
+        return {i: self._read_checked(i, as_pil) for i in wanted}
+
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+                          ) -> tuple[dict[int, Frame], dict[int, int], str]:
+        wanted = sorted({int(i) for i in indices})
+        self._check_range(wanted)
+        frames: dict[int, Frame] = {}
+        unreadable: dict[int, FrameReadError] = {}
+        for i in wanted:
+            try:
+                frames[i] = self._read_checked(i, as_pil)
+            except MissingVideoError:  # nothing in a missing video to substitute with
+                raise
+            except FrameReadError as e:
+                unreadable[i] = e
+        if not unreadable:
+            return frames, {}, ''
+        reason = str(next(iter(unreadable.values())))
+        replaced = {i: self._nearest_readable(i, frames, unreadable, as_pil) for i in list(unreadable)}
+        for i, j in replaced.items():
+            frames[i] = frames[j]
+        return {i: frames[i] for i in wanted}, replaced, reason
+
+    def _nearest_readable(self, i: int, frames: dict[int, Frame], unreadable: dict[int, FrameReadError],
+                          as_pil: bool) -> int:
+        """The closest index to ``i`` (earlier first on ties) whose frame reads; loads it into
+        ``frames``."""
+        for d in range(1, max(self.num_frames, i) + 1):
+            for j in (i - d, i + d):
+                if not 1 <= j <= self.num_frames or j in unreadable:
+                    continue
+                if j in frames:
+                    return j
+                try:
+                    frames[j] = self._read_one(j, as_pil)
+                    return j
+                except FrameReadError as e:
+                    unreadable[j] = e
+        raise FrameReadError(f'no readable frame in {self.path} to substitute for frame {i}')
+
+
+class FolderFrames(IndexedFrames):
     """A folder of extracted frames. With ``image_tmpl`` (``'img_{:05d}.jpg'``), frame i is
     ``image_tmpl.format(i)`` and ``num_frames`` comes from the list file; without it, the folder's
-    image files in natural order are the frames."""
+    numbered RGB series is (:func:`scan_frame_folder`, which notes in ``note`` what it skipped)."""
 
     def __init__(self, folder: str, image_tmpl: str | None = None, num_frames: int | None = None) -> None:
         self.path = folder
@@ -146,61 +228,11 @@ class FolderFrames(FrameSource):
             raise FrameReadError(f'{self.path}: frames {outside[:5]} (1-based) out of range, '
                                  f'the folder has {len(self._files)}')
 
-    def _reader(self, as_pil: bool) -> Callable[[str], Frame]:
-        return read_frame_pil if as_pil else read_frame_uint8
+    def _read_one(self, index: int, as_pil: bool) -> Frame:
+        return (read_frame_pil if as_pil else read_frame_uint8)(self.frame_file(index))
 
-    def _read_one(self, index: int, read: Callable[[str], Frame]) -> Frame:
-        try:
-            return read(self.frame_file(index))
-        except FrameReadError:
-            if not os.path.isdir(self.path):
-                raise FrameReadError(f'missing video folder: {self.path}') from None
-            raise
-
-    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
-        wanted = sorted({int(i) for i in indices})
-        self._check_range(wanted)
-        read = self._reader(as_pil)
-        return {i: self._read_one(i, read) for i in wanted}
-
-    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
-                          ) -> tuple[dict[int, Frame], dict[int, int], str]:
-        wanted = sorted({int(i) for i in indices})
-        self._check_range(wanted)
-        read = self._reader(as_pil)
-        frames: dict[int, Frame] = {}
-        unreadable: dict[int, FrameReadError] = {}
-        for i in wanted:
-            try:
-                frames[i] = self._read_one(i, read)
-            except FrameReadError as e:
-                if not os.path.isdir(self.path):  # nothing in a missing folder to substitute with
-                    raise
-                unreadable[i] = e
-        if not unreadable:
-            return frames, {}, ''
-        reason = str(next(iter(unreadable.values())))
-        replaced = {i: self._nearest_readable(i, frames, unreadable, read) for i in list(unreadable)}
-        for i, j in replaced.items():
-            frames[i] = frames[j]
-        return {i: frames[i] for i in wanted}, replaced, reason
-
-    def _nearest_readable(self, i: int, frames: dict[int, Frame], unreadable: dict[int, FrameReadError],
-                          read: Callable[[str], Frame]) -> int:
-        """The closest index to ``i`` (earlier first on ties) whose frame reads; loads it into
-        ``frames``."""
-        for d in range(1, max(self.num_frames, i) + 1):
-            for j in (i - d, i + d):
-                if not 1 <= j <= self.num_frames or j in unreadable:
-                    continue
-                if j in frames:
-                    return j
-                try:
-                    frames[j] = read(self.frame_file(j))
-                    return j
-                except FrameReadError as e:
-                    unreadable[j] = e
-        raise FrameReadError(f'no readable frame in {self.path} to substitute for frame {i}')
+    def _missing_video(self) -> MissingVideoError | None:
+        return None if os.path.isdir(self.path) else MissingVideoError(f'missing video folder: {self.path}')
 
 
 class VideoFrames(FrameSource):

@@ -1,10 +1,10 @@
-"""Reading one extracted frame: as a PIL image (release-compatible transforms) or as a uint8
-tensor ``(H, W, 3)`` for the fast pipeline.
+"""Reading one extracted frame, from a file or from encoded bytes (an LMDB value): as a PIL image
+(release-compatible transforms) or as a uint8 tensor ``(H, W, 3)`` for the fast pipeline.
 
 JPEG files are decoded by torchvision's libjpeg-turbo decoder straight from their bytes (faster
 than ``Image.open().convert()``, which unpacks to RGBX and converts, and pixel-identical to it);
 anything else (PNG, JPEGs the decoder refuses) goes through PIL. Every failure is a
-:class:`FrameReadError` naming the file.
+:class:`FrameReadError` naming the file (or, for bytes, the name the caller gives them).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ _JPEG_MAGIC = b'\xff\xd8'
 
 
 class FrameReadError(OSError):
-    """A frame file is missing, empty or cannot be decoded; the message names the file."""
+    """A frame is missing, empty or cannot be decoded; the message names the file (or store and key)."""
 
 
 def _read_bytes(path: str) -> bytes:
@@ -47,22 +47,19 @@ def _read_bytes(path: str) -> bytes:
     return data
 
 
-def _pil_rgb(data: bytes, path: str) -> Image.Image:
+def decode_frame_pil(data: bytes, name: str) -> Image.Image:
+    """The encoded frame ``data`` (JPEG, PNG, ...) as a loaded RGB PIL image; ``name`` (a file
+    path, an LMDB key) names it in errors."""
     try:
         img = Image.open(io.BytesIO(data))
         return img.convert('RGB')  # convert() forces the full decode, so truncation fails here
     except Exception as e:  # PIL raises several types for bad data
-        raise FrameReadError(f'cannot decode frame {path}: {e}') from None
+        raise FrameReadError(f'cannot decode frame {name}: {e}') from None
 
 
-def read_frame_pil(path: str) -> Image.Image:
-    """The frame as a loaded RGB PIL image (the file is closed)."""
-    return _pil_rgb(_read_bytes(path), path)
-
-
-def read_frame_uint8(path: str) -> torch.Tensor:
-    """The frame as a contiguous uint8 tensor ``(H, W, 3)``, RGB."""
-    data = _read_bytes(path)
+def decode_frame_uint8(data: bytes, name: str) -> torch.Tensor:
+    """The encoded frame ``data`` as a contiguous uint8 tensor ``(H, W, 3)``, RGB; ``name`` names
+    it in errors."""
     if _decode_jpeg_op is not None and data[:2] == _JPEG_MAGIC:
         try:
             # the op returns a (3, H, W) view of (H, W, 3) memory: permuting back is free
@@ -71,4 +68,14 @@ def read_frame_uint8(path: str) -> torch.Tensor:
             return hwc if hwc.is_contiguous() else hwc.contiguous()
         except RuntimeError:
             pass  # e.g. truncated or unusual JPEG: let PIL decide, it names the problem
-    return torch.from_numpy(np.array(_pil_rgb(data, path)))
+    return torch.from_numpy(np.array(decode_frame_pil(data, name)))
+
+
+def read_frame_pil(path: str) -> Image.Image:
+    """The frame file as a loaded RGB PIL image (the file is closed)."""
+    return decode_frame_pil(_read_bytes(path), path)
+
+
+def read_frame_uint8(path: str) -> torch.Tensor:
+    """The frame file as a contiguous uint8 tensor ``(H, W, 3)``, RGB."""
+    return decode_frame_uint8(_read_bytes(path), path)

@@ -1,4 +1,4 @@
-"""tools/benchmark_data.py runs end to end on tiny frames and prints its table."""
+"""tools/benchmark_data.py runs end to end on tiny frames, from folders and from LMDB, and prints its table."""
 import re
 import warnings
 
@@ -15,14 +15,16 @@ def test_benchmark_prints_table(tmp_path, capfd):
               '--out_dir', str(tmp_path)])
     out = capfd.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.lstrip().startswith('40x24')]
-    # frames, mode, setting (2 words), PIL clips/s, fast clips/s, speed-up, max diff
-    assert [(r[1], r[2], r[3]) for r in rows] == [('train', '1', 'process'), ('train', '1', 'workers'),
-                                                  ('val', '1', 'process'), ('val', '1', 'workers')]
+    # frames, mode, store, setting (2 words), PIL clips/s, fast clips/s, speed-up, max diff
+    assert [tuple(r[1:5]) for r in rows] == [
+        (mode, store, '1', setting) for mode in ('train', 'val') for setting in ('process', 'workers')
+        for store in ('folder', 'lmdb')]
     for r in rows:
-        assert len(r) == 8
-        pil, fast, ratio, diff = float(r[4]), float(r[5]), float(r[6].rstrip('x')), float(r[7])
+        assert len(r) == 9
+        pil, fast, ratio, diff = float(r[5]), float(r[6]), float(r[7].rstrip('x')), float(r[8])
         assert pil > 0 and fast > 0 and abs(ratio - fast / pil) < 0.02 * ratio + 0.01
         assert diff <= 1.0
     assert re.search(r'mean JPEG size: 40x24 [\d.]+ KB', out)
     assert (tmp_path / '40x24' / 'list.txt').is_file()
+    assert (tmp_path / '40x24.lmdb' / 'data.mdb').is_file()  # the lmdb rows read a store of the same frames
     assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]

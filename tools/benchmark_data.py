@@ -2,27 +2,30 @@
 PIL pipeline (the release's Group* transforms: open and convert each JPEG, crop and resize frame
 by frame, stack, normalise) and with the project's fast pipeline (each distinct frame decoded once
 from its bytes, one slice crop and one resize for the whole clip, one normalisation per clip or
-per batch).
+per batch), each reading the frames from their folders and from an LMDB store of the same files.
 
     python tools/benchmark_data.py [--sizes 176x100 340x256] [--videos 8] [--frames 40]
                                    [--segments 8] [--length 4] [--clips 48] [--workers 2]
-                                   [--batch 4] [--repeats 3] [--threads 1]
+                                   [--batch 4] [--repeats 3] [--threads 1] [--stores folder lmdb]
 
 Frames are generated in a temporary folder, or in --out_dir: a random smooth texture drifting
 over time with a little noise, saved at PIL's default JPEG quality (75), which gives file sizes
 like those of real extracted frames (about 4-5 KB at 176x100, 19 KB at 340x256; the mean is
-printed). Both pipelines run on the same clips (train: multi-scale crop and flip; val: scale and
-centre crop). '1 process' indexes the datasets in this process, both returning float clips.
+printed), and packed into an LMDB store beside them with tools/frames_to_lmdb.py ('lmdb' rows:
+the same frames through the same pipelines, read as --lmdb reads them). Both pipelines run on
+the same clips (train: multi-scale crop and flip; val: scale and centre crop). '1 process' indexes the datasets in this process, both returning float clips.
 'N workers' reads through a DataLoader with --workers processes, as training does: the PIL
 pipeline ships float clips; the fast pipeline ships uint8 clips (a quarter of the bytes) and the
 main process normalises each batch with normalize_uint8_batch, inside the timed loop, so the
 figure counts load, decode, crop and normalisation. The table gives clips/s (best of --repeats,
-the candidates interleaved), their ratio, and the largest difference between the two outputs in
+all candidates of a row pair interleaved), their ratio, and the largest difference between the two outputs in
 grey levels (1 = 1/255).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import random
 import tempfile
@@ -38,12 +41,15 @@ from tqdm import tqdm
 
 from ops.backbone_registry import scale_size_for
 from ops.dataset import PANDataSet
-from tools._prep_common import parse_size
-from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
+from ops.dataset_config import default_lmdb_path
 from ops.modalities import DEFAULT_DATA_LENGTH
+from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
+from tools._prep_common import parse_size
+from tools.frames_to_lmdb import frames_to_lmdb
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TEMPLATE = '{:05d}.jpg'
+STORES = ('folder', 'lmdb')
 
 
 def write_frame_folders(root: Path, size: tuple[int, int], videos: int, frames: int, seed: int = 0) -> Path:
@@ -116,23 +122,36 @@ def max_difference(slow: PANDataSet, fast: PANDataSet, clips: int,
     return worst
 
 
-def benchmark_pipeline(list_file: Path, train: bool, args: argparse.Namespace) -> list[dict]:
-    """Rows of the table for one frame size and one pipeline (train or val): in one process,
+def pack_store(list_file: Path) -> Path:
+    """An LMDB store of the frame folders of ``list_file`` (tools/frames_to_lmdb.py, quietly),
+    beside them: ``<frames folder>.lmdb``."""
+    out = default_lmdb_path(list_file.parent)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        status = frames_to_lmdb(list_file.parent, [list_file], TEMPLATE, out)
+    if status:
+        raise RuntimeError(f'packing {list_file.parent} into {out} failed')
+    return out
+
+
+def benchmark_pipeline(list_file: Path, stores: dict[str, Path | None], train: bool,
+                       args: argparse.Namespace) -> list[dict]:
+    """Rows of the table for one frame size and one pipeline (train or val), one per store
+    (``stores``: name -> LMDB store, None for the frame folders) and setting: in one process,
     float clips from both pipelines; with workers, float clips from the PIL pipeline against
     uint8 clips from the fast one that the main process normalises per batch (timed), which is
     what the training loop does."""
     scale = scale_size_for(args.crop)
 
-    def dataset(fast: bool, normalize: bool = True) -> PANDataSet:
+    def dataset(store: Path | None, fast: bool, normalize: bool = True) -> PANDataSet:
         if train:
             transform = build_train_transform(args.crop, MEAN, STD, flip=True, fast=fast, normalize=normalize)
         else:
             transform = build_val_transform(args.crop, scale, MEAN, STD, fast=fast, normalize=normalize)
         return PANDataSet(list_file.parent, list_file, num_segments=args.segments, new_length=args.length,
                           modality='Lite' if args.length > 1 else 'RGB', image_tmpl=TEMPLATE,
-                          transform=transform, random_shift=train)
+                          transform=transform, random_shift=train, lmdb_path=store)
 
-    def best(measures: dict[str, Callable[[], float]]) -> dict[str, float]:
+    def best(measures: dict[tuple[str, str], Callable[[], float]]) -> dict[tuple[str, str], float]:
         """Best of --repeats rounds, the candidates interleaved so a drifting load hits all alike."""
         rounds = [{name: measure() for name, measure in measures.items()} for _ in range(args.repeats)]
         return {name: max(r[name] for r in rounds) for name in measures}
@@ -140,20 +159,29 @@ def benchmark_pipeline(list_file: Path, train: bool, args: argparse.Namespace) -
     def normalize(batch: torch.Tensor) -> torch.Tensor:
         return normalize_uint8_batch(batch, MEAN, STD)
 
-    slow, fast = dataset(False), dataset(True)
+    def rows_of(setting: str, speeds: dict[tuple[str, str], float], diffs: dict[str, float]) -> list[dict]:
+        return [dict(mode=mode, store=name, setting=setting, diff=diffs[name], pil=speeds[name, 'pil'],
+                     fast=speeds[name, 'fast']) for name in stores]
+
+    slow = {name: dataset(store, False) for name, store in stores.items()}
+    fast = {name: dataset(store, True) for name, store in stores.items()}
     compared = min(args.clips, 16)
     mode = 'train' if train else 'val'
-    rows = [dict(mode=mode, setting='1 process', diff=max_difference(slow, fast, compared), **best({
-        'pil': lambda: clips_per_second_single(slow, args.clips),
-        'fast': lambda: clips_per_second_single(fast, args.clips)}))]
+
+    def in_process(ds: PANDataSet) -> Callable[[], float]:
+        return lambda: clips_per_second_single(ds, args.clips)
+    speeds = best({(name, kind): in_process(pipes[name]) for name in stores
+                   for kind, pipes in (('pil', slow), ('fast', fast))})
+    rows = rows_of('1 process', speeds, {name: max_difference(slow[name], fast[name], compared) for name in stores})
     if args.workers > 0:
-        fast_u8 = dataset(True, normalize=False)
+        fast_u8 = {name: dataset(store, True, normalize=False) for name, store in stores.items()}
 
         def loader(ds: PANDataSet, after: Callable = lambda x: x) -> Callable[[], float]:
             return lambda: clips_per_second_loader(ds, args.clips, args.workers, args.batch, after)
-        rows.append(dict(mode=mode, setting=f'{args.workers} workers',
-                         diff=max_difference(slow, fast_u8, compared, normalize),
-                         **best({'pil': loader(slow), 'fast': loader(fast_u8, normalize)})))
+        speeds = best({measure: run for name in stores for measure, run in
+                       (((name, 'pil'), loader(slow[name])), ((name, 'fast'), loader(fast_u8[name], normalize)))})
+        rows += rows_of(f'{args.workers} workers', speeds,
+                        {name: max_difference(slow[name], fast_u8[name], compared, normalize) for name in stores})
     return rows
 
 
@@ -162,14 +190,15 @@ def print_table(rows: list[dict], kbytes: dict, args: argparse.Namespace) -> Non
           f'batch {args.batch}, best of {args.repeats} x {args.clips} clips, torch threads '
           f'{torch.get_num_threads()}, {os.cpu_count()} CPUs; mean JPEG size: '
           + ', '.join(f'{w}x{h} {kb:.1f} KB' for (w, h), kb in kbytes.items()))
-    header = (f'{"frames":>8} {"mode":>5} {"setting":>10} {"PIL clips/s":>12} {"fast clips/s":>13} '
+    header = (f'{"frames":>8} {"mode":>5} {"store":>6} {"setting":>10} {"PIL clips/s":>12} {"fast clips/s":>13} '
               f'{"speed-up":>9} {"max diff":>9}')
     print(header)
     print('-' * len(header))
     for r in rows:
-        print(f'{r["size"]:>8} {r["mode"]:>5} {r["setting"]:>10} {r["pil"]:12.1f} {r["fast"]:13.1f} '
-              f'{r["fast"] / r["pil"]:8.2f}x {r["diff"]:9.3f}')
-    print('PIL: per-frame PIL pipeline (open, convert, crop, resize, stack, normalise), float clips\n'
+        print(f'{r["size"]:>8} {r["mode"]:>5} {r["store"]:>6} {r["setting"]:>10} {r["pil"]:12.1f} '
+              f'{r["fast"]:13.1f} {r["fast"] / r["pil"]:8.2f}x {r["diff"]:9.3f}')
+    print('store: folder = one JPEG file per frame; lmdb = the same JPEGs in an LMDB store (--lmdb)\n'
+          'PIL: per-frame PIL pipeline (open, convert, crop, resize, stack, normalise), float clips\n'
           'fast: 1 process: the fast pipeline to float clips; with workers: to uint8 clips, which\n'
           '      the main process normalises per batch (normalize_uint8_batch, timed)\n'
           'max diff: largest |PIL - fast| over the compared clips, in grey levels (1.0 = 1/255)')
@@ -194,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
                    help='torch threads of this process (DataLoader workers always use 1); more than '
                         'one on a busy machine makes torch wait on descheduled threads')
     p.add_argument('--pipelines', nargs='+', choices=['train', 'val'], default=['train', 'val'])
+    p.add_argument('--stores', nargs='+', choices=STORES, default=list(STORES),
+                   help='where the frames are read from: their folders, an LMDB store of them (default: both)')
     p.add_argument('--out_dir', type=str, default=None, help='where to write frames (default: a temp dir)')
     args = p.parse_args(argv)
 
@@ -207,9 +238,10 @@ def main(argv: list[str] | None = None) -> None:
                 list_file = write_frame_folders(root, size, args.videos, args.frames)
                 jpegs = list(list_file.parent.glob('*/*.jpg'))
                 kbytes[size] = sum(j.stat().st_size for j in jpegs) / len(jpegs) / 1024
+                stores = {name: pack_store(list_file) if name == 'lmdb' else None for name in args.stores}
                 for pipe in tqdm(args.pipelines, desc=f'{size[0]}x{size[1]}', leave=False):
                     rows += [dict(r, size=f'{size[0]}x{size[1]}')
-                             for r in benchmark_pipeline(list_file, pipe == 'train', args)]
+                             for r in benchmark_pipeline(list_file, stores, pipe == 'train', args)]
         print_table(rows, kbytes, args)
     finally:
         torch.set_num_threads(threads)

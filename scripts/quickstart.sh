@@ -12,3 +12,4 @@ echo "=> testing $ckpt on the validation videos"
 "$PY" test_models.py synthetic --weights="$ckpt" --test_segments=4 --input_size 64 --root_path "$DATA" \
     -j 2 --batch_size 8 --save_scores test_results/quickstart_Lite.npz
 echo "=> quick start finished in $(( $(date +%s) - start )) s"
+pan_env_hint

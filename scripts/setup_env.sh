@@ -21,3 +21,9 @@ else
     PY="$_venv/bin/python"
 fi
 export PY
+# After the two commands: the README's commands need this same Python (see "After the two commands").
+pan_env_hint() {
+    if [ "$PY" != "$_sys_py" ] && [ "${VIRTUAL_ENV:-}" != "$_repo/.venv" ]; then
+        echo "=> the README's other commands use this project's environment: first run  source .venv/bin/activate"
+    fi
+}

@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
-exec "$PY" -m pytest -q tests "$@"
+status=0
+"$PY" -m pytest -q tests "$@" || status=$?
+pan_env_hint
+exit "$status"

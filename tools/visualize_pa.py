@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--crop', type=int, default=0, help='centre crop to this square size (0: no crop)')
     p.add_argument('--cmap', choices=COLORMAPS, default='gray', help='colours of the PA maps')
     p.add_argument('--out', default='pa.png', help='the grid image (PNG)')
-    p.add_argument('--gif', default=None, help='also write an animation of frame / PA map pairs to this GIF (None: no animation)')
+    p.add_argument('--gif', default=None,
+                   help='also write an animation of frame / PA map pairs to this GIF (None: no animation)')
     p.add_argument('--fps', type=float, default=4.0, help='GIF frames per second')
     return p
 

@@ -14,9 +14,11 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NoReturn, Sequence
 
 from tqdm import tqdm
+
+from ops.cli import new_parser
 
 # data_root and dataset_layout are re-exported: the tools import them from here. Where each
 # dataset lives under the data root comes from the registry (ops/dataset_config.py), which the
@@ -37,12 +39,31 @@ class PrepError(Exception):
     """A bad or missing input; the tools print its message and exit with status 2."""
 
 
-def new_parser(doc: str) -> argparse.ArgumentParser:
-    """A tool's argument parser: ``doc`` as its help text, and ``--root_path``, the data root every
-    default path hangs from."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+class ErrorExit(SystemExit):
+    """The end of a tool on a user's mistake outside :func:`run_cli` (demo.py, visualize_pa.py):
+    exit status 2, as run_cli gives; its str() is the ``error:`` line, already on stderr."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def exit_with_error(err: object) -> NoReturn:
+    """Print ``error: <err>`` on stderr and end with status 2 (an :class:`ErrorExit`, no traceback)."""
+    message = f'error: {err}'
+    print(message, file=sys.stderr)
+    raise ErrorExit(message) from None
+
+
+def prep_parser(doc: str) -> argparse.ArgumentParser:
+    """A data tool's argument parser (ops/cli.py's: ``doc`` shown as written, every flag's default
+    shown) with ``--root_path``, the data root every default path hangs from."""
+    parser = new_parser(doc)
     parser.add_argument('--root_path', default=None,
-                        help=f'data root (default: ${DATA_ROOT_ENV}, else ./data)')
+                        help=f'data root (None: ${DATA_ROOT_ENV}, else ./data)')
     return parser
 
 
@@ -295,12 +316,11 @@ def run_extraction(jobs: Sequence[ExtractJob], workers: int, desc: str = 'extrac
 
 def add_extraction_args(parser: argparse.ArgumentParser, layout: DatasetLayout, videos_what: str) -> None:
     """The options both frame extractors take; folder defaults from the dataset's ``layout``."""
-    parser.add_argument('--video_dir', default=None, help=f'{videos_what} (default: ROOT/{layout.videos})')
-    parser.add_argument('--frames_dir', default=None, help=f'output frames root (default: ROOT/{layout.frames})')
+    parser.add_argument('--video_dir', default=None, help=f'{videos_what} (None: ROOT/{layout.videos})')
+    parser.add_argument('--frames_dir', default=None, help=f'output frames root (None: ROOT/{layout.frames})')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
-                        help='parallel processes (default: number of CPUs)')
-    parser.add_argument('--quality', type=int, default=DEFAULT_QUALITY,
-                        help=f'JPEG quality 1..95 (default {DEFAULT_QUALITY})')
+                        help="parallel extraction processes; the default is this machine's CPU count")
+    parser.add_argument('--quality', type=int, default=DEFAULT_QUALITY, help='JPEG quality of the frames, 1..95')
 
 
 def extraction_dirs(args: argparse.Namespace, layout: DatasetLayout) -> tuple[Path, Path]:
@@ -342,18 +362,24 @@ def something_lists(release: SomethingRelease, annotation_dir: Path, frames_dir:
     return lists
 
 
-def something_main(release: SomethingRelease, doc: str, argv: list[str] | None) -> int:
-    """The command line of ``gen_label_sthv1.py`` / ``gen_label_sthv2.py``."""
-    parser = new_parser(doc)
+def something_parser(release: SomethingRelease, doc: str) -> argparse.ArgumentParser:
+    """The argument parser of ``gen_label_sthv1.py`` / ``gen_label_sthv2.py``."""
+    parser = prep_parser(doc)
     ext = Path(release.labels_file).suffix
     layout = dataset_layout(release.dataset)
     parser.add_argument('--annotation_dir', default=None,
-                        help=f'folder of the official {release.prefix}*{ext} files (default: OUT_DIR)')
+                        help=f'folder of the official {release.prefix}*{ext} files (None: OUT_DIR)')
     parser.add_argument('--frames_dir', default=None,
-                        help=f'folder of the <id>/ frame folders (default: ROOT/{layout.frames})')
+                        help=f'folder of the <id>/ frame folders (None: ROOT/{layout.frames})')
     parser.add_argument('--out_dir', default=None,
-                        help=f'where category.txt and the lists go (default: ROOT/{layout.lists_dir})')
-    args = parser.parse_args(argv)
+                        help=f'where category.txt and the lists go (None: ROOT/{layout.lists_dir})')
+    return parser
+
+
+def something_main(release: SomethingRelease, doc: str, argv: list[str] | None) -> int:
+    """The command line of ``gen_label_sthv1.py`` / ``gen_label_sthv2.py``."""
+    args = something_parser(release, doc).parse_args(argv)
+    layout = dataset_layout(release.dataset)
     root = data_root(args.root_path)
     out_dir = Path(args.out_dir or root / layout.lists_dir)
     annotation_dir = Path(args.annotation_dir or out_dir)

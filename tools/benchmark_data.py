@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ops.backbone_registry import scale_size_for
+from ops.cli import new_parser
 from ops.dataset import PANDataSet
 from ops.dataset_config import default_lmdb_path
 from ops.modalities import DEFAULT_DATA_LENGTH
@@ -204,16 +205,16 @@ def print_table(rows: list[dict], kbytes: dict, args: argparse.Namespace) -> Non
           'max diff: largest |PIL - fast| over the compared clips, in grey levels (1.0 = 1/255)')
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     intro, usage, details = __doc__.split('\n\n', 2)
-    p = argparse.ArgumentParser(description=intro, epilog=details,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser(intro, epilog=details)
     p.add_argument('--sizes', type=parse_size, nargs='+', default=[(176, 100), (340, 256)],
-                   help='frame sizes WxH to generate (default: 176x100 340x256)')
+                   help='frame sizes WxH to generate, e.g. 176x100 340x256')
     p.add_argument('--videos', type=int, default=8, help='videos per size')
     p.add_argument('--frames', type=int, default=40, help='frames per video')
-    p.add_argument('--segments', type=int, default=8)
-    p.add_argument('--length', type=int, default=DEFAULT_DATA_LENGTH, help='frames per segment (4: Lite / PA)')
+    p.add_argument('--segments', type=int, default=8, help='segments sampled per clip')
+    p.add_argument('--length', type=int, default=DEFAULT_DATA_LENGTH,
+                   help=f'frames per segment ({DEFAULT_DATA_LENGTH}: Lite / PA; 1: RGB)')
     p.add_argument('--crop', type=int, default=224, help='network input size')
     p.add_argument('--clips', type=int, default=48, help='clips timed per measurement')
     p.add_argument('--repeats', type=int, default=3, help='measurements per figure; the best is shown')
@@ -222,11 +223,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument('--threads', type=int, default=1,
                    help='torch threads of this process (DataLoader workers always use 1); more than '
                         'one on a busy machine makes torch wait on descheduled threads')
-    p.add_argument('--pipelines', nargs='+', choices=['train', 'val'], default=['train', 'val'])
+    p.add_argument('--pipelines', nargs='+', choices=['train', 'val'], default=['train', 'val'],
+                   help='transforms timed: train (multi-scale crop and flip), val (scale and centre crop)')
     p.add_argument('--stores', nargs='+', choices=STORES, default=list(STORES),
-                   help='where the frames are read from: their folders, an LMDB store of them (default: both)')
-    p.add_argument('--out_dir', type=str, default=None, help='where to write frames (default: a temp dir)')
-    args = p.parse_args(argv)
+                   help='where the frames are read from: their folders, an LMDB store of them')
+    p.add_argument('--out_dir', type=str, default=None,
+                   help='where to write the frames, kept afterwards (None: a temporary folder, removed)')
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)

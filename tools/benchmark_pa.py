@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ops.cli import new_parser
 from ops.PAN_modules import PA
 from ops.modalities import DEFAULT_DATA_LENGTH
 
@@ -110,16 +111,20 @@ def bench_pa(frames: torch.Tensor, n_length: int, repeats: int, device: torch.de
     return {'pa_fps': n / t_ours, 'loop_fps': n / t_loop, 'max_diff': (ours - ref).abs().max().item()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(__doc__)
     parser.add_argument('--clips', type=int, default=4, help='clips per batch')
-    parser.add_argument('--segments', type=int, default=8)
+    parser.add_argument('--segments', type=int, default=8, help='segments per clip (each one PA group)')
     parser.add_argument('--n_length', type=int, default=DEFAULT_DATA_LENGTH, help='frames per PA group')
-    parser.add_argument('--size', type=int, default=224)
-    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--size', type=int, default=224, help='frame height and width in pixels')
+    parser.add_argument('--repeats', type=int, default=5, help='timed calls per figure (the median is reported)')
     parser.add_argument('--flow_pairs', type=int, default=8, help='frame pairs timed for each optical flow')
     parser.add_argument('--no_flow', action='store_true', help='skip the optical-flow baselines')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     frames = random_clips(args.clips, args.segments, args.n_length, args.size)
     print(f'{frames.size(0)} frames of {args.size}x{args.size} ({args.clips} clips x {args.segments} segments x '

@@ -23,6 +23,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from ops.cli import new_parser
 from ops.models import PAN
 from ops.optim import build_optimizer
 
@@ -123,18 +124,24 @@ def bench_config(arch: str, modality: str, size: int, batch: int, segments: int,
             'amp': amp, 'train': batch / t_train, 'infer': batch / t_infer, 'peak_mb': peak}
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--arch', nargs='+', default=['resnet50', 'mobilenetv2'])
-    parser.add_argument('--modalities', nargs='+', default=['RGB', 'PA', 'Lite'], choices=['RGB', 'PA', 'Lite'])
-    parser.add_argument('--size', type=int, default=224)
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(__doc__)
+    parser.add_argument('--arch', nargs='+', default=['resnet50', 'mobilenetv2'], help='backbones to time')
+    parser.add_argument('--modalities', nargs='+', default=['RGB', 'PA', 'Lite'], choices=['RGB', 'PA', 'Lite'],
+                        help='PAN models to time')
+    parser.add_argument('--size', type=int, default=224, help='input height and width in pixels')
     parser.add_argument('--batch', type=int, default=4, help='clips per step')
-    parser.add_argument('--segments', type=int, default=8)
+    parser.add_argument('--segments', type=int, default=8, help='segments per clip')
     parser.add_argument('--iters', type=int, default=5, help='timed steps (the median is reported)')
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps before the timed ones')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='device to run on; the default is cuda where CUDA is present, else cpu')
     parser.add_argument('--no_channels_last', action='store_true', help='skip the channels-last runs')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
     print(f'{name}; torch {torch.__version__}; batch {args.batch} clips of {args.segments} segments at '

@@ -18,6 +18,7 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ops.cli import new_parser
 from ops.models import PAN
 
 PAPER = {  # G multiply-adds per view, 8 segments (paper / README tables)
@@ -87,14 +88,18 @@ def format_table(rows: list[dict]) -> str:
     return '\n'.join(lines)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(__doc__)
+    parser.add_argument('--arch', nargs='+', default=['resnet50', 'resnet101'], help='backbones to count')
+    parser.add_argument('--sizes', nargs='+', type=int, default=[224, 256], help='input sizes (square) to count')
+    parser.add_argument('--num_segments', type=int, default=8, help='segments per clip')
+    parser.add_argument('--num_class', type=int, default=174, help='classes of the head (174: Something-Something)')
+    parser.add_argument('--json', default=None, help='also write the rows to this JSON file (None: no file)')
+    return parser
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--arch', nargs='+', default=['resnet50', 'resnet101'])
-    parser.add_argument('--sizes', nargs='+', type=int, default=[224, 256])
-    parser.add_argument('--num_segments', type=int, default=8)
-    parser.add_argument('--num_class', type=int, default=174)
-    parser.add_argument('--json', help='also write the rows to this JSON file')
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     rows = flops_table(args.arch, args.sizes, args.num_segments, args.num_class)
     print(f'FLOPs in G multiply-adds for one clip of {args.num_segments} segments (one view), '
           f'{args.num_class} classes; "run here" counts PA as this code computes it.')

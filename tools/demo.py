@@ -31,25 +31,31 @@ import torch
 
 from ops.backbone_registry import scale_size_for
 from ops.checkpoint import load_pan_model
+from ops.cli import new_parser
 from ops.data_setup import to_model_input
-from ops.dataset_config import get_dataset_info, known_datasets, read_categories
+from ops.dataset_config import ENV_ROOT, get_dataset_info, known_datasets, read_categories
 from ops.distributed import pick_device
 from ops.frame_source import check_clip_source, sample_clip
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
 from ops.naming import parse_run_name
 from ops.transforms import build_val_transform
+from tools._prep_common import exit_with_error
 
 DEFAULT_INPUT_SIZE = 224
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser(__doc__)
     p.add_argument('video', help='a video file (.mp4, .webm, .avi, .mkv) or a folder of frames')
-    p.add_argument('--weights', required=True, help='checkpoint of main.py or of the release')
-    p.add_argument('--categories', default=None, help="class names, one a line (default: the dataset's)")
-    p.add_argument('--root_path', default=None, help='data root holding the dataset\'s category.txt')
-    p.add_argument('--num_segments', type=int, default=None, help="segments (default: the checkpoint's)")
-    p.add_argument('--input_size', type=int, default=None, help="crop size (default: the checkpoint's / 224)")
+    p.add_argument('--weights', required=True, default=argparse.SUPPRESS,
+                   help='checkpoint of main.py or of the release (required)')
+    p.add_argument('--categories', default=None,
+                   help="class names, one a line (None: the category.txt of the checkpoint's dataset)")
+    p.add_argument('--root_path', default=None,
+                   help=f"data root holding the dataset's category.txt (None: ${ENV_ROOT}, else ./data)")
+    p.add_argument('--num_segments', type=int, default=None, help="segments sampled (None: the checkpoint's)")
+    p.add_argument('--input_size', type=int, default=None,
+                   help=f"crop size (None: the checkpoint's, else {DEFAULT_INPUT_SIZE})")
     p.add_argument('--top', type=int, default=5, help='classes to print')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     return p
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         names, names_source = class_names(args.categories, checkpoint, args.weights, args.root_path,
                                           options['num_class'])
     except (OSError, ValueError) as err:  # missing file, unreadable or mismatched checkpoint / categories
-        raise SystemExit(f'error: {err}') from None
+        exit_with_error(err)
     _sync(device)
     loaded = time.perf_counter()
 
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         frames, indices, source = sample_clip(args.video, model.num_segments, new_length)
     except (OSError, ValueError) as err:
-        raise SystemExit(f'error: {err}') from None
+        exit_with_error(err)
     clip = to_model_input(transform(frames)[None], model.input_mean, model.input_std, device)
     _sync(device)
     read = time.perf_counter()

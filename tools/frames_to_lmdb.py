@@ -36,10 +36,11 @@ from ops.dataset import ListFileError, parse_list_file
 from ops.dataset_config import default_lmdb_path, known_datasets
 from ops.lmdb_source import done_key, frame_key
 from ops.video_reader import is_video_file
-from tools._prep_common import (MAX_NAMES_SHOWN, PrepError, data_root, dataset_layout, new_parser, report_skipped,
+from tools._prep_common import (MAX_NAMES_SHOWN, PrepError, data_root, dataset_layout, prep_parser, report_skipped,
                                 require_dir, require_file, run_cli)
 
 DEFAULT_MAP_SIZE = 1 << 40  # 1 TiB of address space; the file only grows as far as it is filled
+DEFAULT_MAP_SIZE_TEXT = '1T'  # DEFAULT_MAP_SIZE as --map_size reads it (argparse converts it)
 # A crash loses at most this much packing work; it also bounds a write transaction's dirty pages
 # well below LMDB's limit of 128K pages (512 MiB) per transaction.
 COMMIT_BYTES = 64 << 20
@@ -263,20 +264,22 @@ def frames_to_lmdb(frames_dir: Path, lists: list[Path], image_tmpl: str, out: Pa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
+    parser = prep_parser(__doc__)
     parser.add_argument('dataset', nargs='?', choices=known_datasets(),
-                        help='dataset of the registry: its frame folder, lists and frame names are the defaults')
+                        help='dataset of the registry: its frame folder, lists and frame names are the defaults '
+                             '(None: give --frames_dir, --lists and --image_tmpl)')
     parser.add_argument('--frames_dir', default=None, help='folder of the <video>/ frame folders '
-                        "(default: the dataset's, e.g. ROOT/something/v1/20bn-something-something-v1)")
+                        "(None: the dataset's, e.g. ROOT/something/v1/20bn-something-something-v1)")
     parser.add_argument('--lists', nargs='+', default=None, help="list files naming the videos to pack "
-                        "(default: the dataset's train and val lists)")
+                        "(None: the dataset's train and val lists)")
     parser.add_argument('--image_tmpl', default=None, help="frame file names, e.g. '{:05d}.jpg' "
-                        "(default: the dataset's)")
-    parser.add_argument('--out', default=None, help='the store (default: the frames folder with .lmdb appended)')
+                        "(None: the dataset's)")
+    parser.add_argument('--out', default=None, help='the store (None: the frames folder with .lmdb appended)')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
-                        help='threads reading frame files (default: number of CPUs); one process writes')
-    parser.add_argument('--map_size', type=parse_bytes, default=DEFAULT_MAP_SIZE,
-                        help='largest size the store may reach, e.g. 500G (default 1T; the file grows as needed)')
+                        help="threads reading frame files (one process writes); the default is this machine's "
+                             'CPU count')
+    parser.add_argument('--map_size', type=parse_bytes, default=DEFAULT_MAP_SIZE_TEXT,
+                        help='largest size the store may reach, e.g. 500G (the file grows only as needed)')
     parser.add_argument('--verify', action='store_true',
                         help='afterwards, compare every key of the listed videos with its frame file')
     return parser

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tools._prep_common import (IMG_JPG, Entry, PrepError, data_root, dataset_layout, new_parser,
+from tools._prep_common import (IMG_JPG, Entry, PrepError, data_root, dataset_layout, prep_parser,
                                 report_skipped, require_dir, require_file, run_cli, write_dataset)
 
 LAYOUT = dataset_layout('kinetics')
@@ -137,13 +137,13 @@ def gen_label_kinetics(csv_paths: list[Path], frames_dir: Path,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
-    parser.add_argument('--csv', nargs='+', required=True, type=Path,
-                        help='official annotation CSV(s), e.g. train.csv validate.csv (all at once)')
+    parser = prep_parser(__doc__)
+    parser.add_argument('--csv', nargs='+', required=True, type=Path, default=argparse.SUPPRESS,
+                        help='official annotation CSV(s), e.g. train.csv validate.csv (all at once; required)')
     parser.add_argument('--frames_dir', default=None,
-                        help=f'root of the extracted frame folders (default: ROOT/{LAYOUT.frames})')
+                        help=f'root of the extracted frame folders (None: ROOT/{LAYOUT.frames})')
     parser.add_argument('--out_dir', default=None,
-                        help=f'where category.txt and the lists go (default: ROOT/{LAYOUT.lists_dir})')
+                        help=f'where category.txt and the lists go (None: ROOT/{LAYOUT.lists_dir})')
     return parser
 
 

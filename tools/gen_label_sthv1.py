@@ -15,10 +15,11 @@ reported and left out.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from tools._prep_common import PrepError, SomethingRelease, require_file, something_main
+from tools._prep_common import PrepError, SomethingRelease, require_file, something_main, something_parser
 
 PREFIX = 'something-something-v1-'
 SPLIT_FILES = {'train': 'train.csv', 'val': 'validation.csv', 'test': 'test.csv'}
@@ -64,6 +65,10 @@ RELEASE = SomethingRelease(
     version='V1', prefix=PREFIX, labels_file='labels.csv', split_files=SPLIT_FILES,
     read_label_names=read_label_names, read_split=read_split, frames_hint='unpack the official V1 frame archives there',
     dataset='something')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return something_parser(RELEASE, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,11 +19,12 @@ frame folder are reported and left out.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from tools._prep_common import PrepError, SomethingRelease, require_file, something_main
+from tools._prep_common import PrepError, SomethingRelease, require_file, something_main, something_parser
 
 PREFIX = 'something-something-v2-'
 SPLIT_FILES = {'train': 'train.json', 'val': 'validation.json', 'test': 'test.json'}
@@ -87,6 +88,10 @@ RELEASE = SomethingRelease(
     version='V2', prefix=PREFIX, labels_file='labels.json', split_files=SPLIT_FILES,
     read_label_names=read_label_names, read_split=read_split, frames_hint='extract them with tools/vid2img_sthv2.py',
     dataset='somethingv2')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return something_parser(RELEASE, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from tools._prep_common import (CATEGORY_FILE, Entry, PrepError, data_root, dataset_layout, list_name, parse_size,
-                                new_parser, run_cli, write_categories, write_list)
+                                prep_parser, run_cli, write_categories, write_list)
 
 # Where the registry (ops/dataset_config.py) reads the dataset: frames in <lists dir>/<FRAMES_DIR>.
 LAYOUT = dataset_layout('synthetic')
@@ -188,16 +188,15 @@ def make_synthetic(out_dir: Path, num_videos: int = 320, num_val: int = 80, num_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
-    parser.add_argument('--num_videos', type=int, default=320, help='training videos (default 320)')
-    parser.add_argument('--num_val', type=int, default=80, help='validation videos (default 80)')
-    parser.add_argument('--num_frames', type=int, default=16, help='frames per video (default 16)')
-    parser.add_argument('--size', type=parse_size, default=(64, 64), help='frame size WxH (default 64x64)')
+    parser = prep_parser(__doc__)
+    parser.add_argument('--num_videos', type=int, default=320, help='training videos')
+    parser.add_argument('--num_val', type=int, default=80, help='validation videos')
+    parser.add_argument('--num_frames', type=int, default=16, help='frames per video')
+    parser.add_argument('--size', type=parse_size, default='64x64', help='frame size WxH')
     parser.add_argument('--num_classes', type=int, default=4,
-                        help='2..8: left, right, up, down, then up-left, up-right, down-left, down-right '
-                             '(default 4)')
-    parser.add_argument('--speed', type=float, default=2.0, help='pixels per frame (default 2)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+                        help='classes, 2..8: left, right, up, down, then up-left, up-right, down-left, down-right')
+    parser.add_argument('--speed', type=float, default=2.0, help='pixels per frame the square moves')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument('--force', action='store_true', help='regenerate even if the dataset exists')
     return parser
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from tools._prep_common import (DEFAULT_QUALITY, ExtractJob, add_extraction_args, dataset_layout,
-                                extraction_dirs, find_videos, new_parser, run_cli, run_extraction)
+                                extraction_dirs, find_videos, prep_parser, run_cli, run_extraction)
 
 LAYOUT = dataset_layout('kinetics')
 FRAME_TEMPLATE = LAYOUT.image_tmpl
@@ -39,9 +39,9 @@ def extract_kinetics(video_dir: Path, frames_dir: Path, short_side: int = 256, w
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
+    parser = prep_parser(__doc__)
     parser.add_argument('--short_side', type=int, default=256,
-                        help='length of the shorter frame side in pixels (default 256)')
+                        help='length of the shorter frame side in pixels')
     add_extraction_args(parser, LAYOUT, 'folder of class folders of videos')
     return parser
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from tools._prep_common import (DEFAULT_QUALITY, ExtractJob, add_extraction_args, dataset_layout,
-                                extraction_dirs, find_videos, new_parser, run_cli, run_extraction)
+                                extraction_dirs, find_videos, prep_parser, run_cli, run_extraction)
 
 LAYOUT = dataset_layout('somethingv2')
 FRAME_TEMPLATE = LAYOUT.image_tmpl
@@ -32,8 +32,8 @@ def extract_sthv2(video_dir: Path, frames_dir: Path, height: int = 256, workers:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser(__doc__)
-    parser.add_argument('--height', type=int, default=256, help='frame height in pixels (default 256)')
+    parser = prep_parser(__doc__)
+    parser.add_argument('--height', type=int, default=256, help='frame height in pixels')
     add_extraction_args(parser, LAYOUT, 'folder of the .webm videos')
     return parser
 

@@ -35,11 +35,13 @@ import torch
 from PIL import Image
 
 from ops.checkpoint import checkpoint_state_dict, read_checkpoint
+from ops.cli import new_parser
 from ops.backbone_registry import IMAGENET_MEAN, IMAGENET_STD
 from ops.frame_source import sample_clip
 from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.PAN_modules import PA
 from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch
+from tools._prep_common import exit_with_error
 
 PAD = 4  # pixels between tiles and around the grid
 BACKGROUND = (255, 255, 255)
@@ -48,18 +50,20 @@ COLORMAPS = ('gray', 'jet')
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser(__doc__)
     p.add_argument('video', help='a video file (.mp4, .webm, .avi, .mkv) or a folder of frames')
-    p.add_argument('--weights', default=None, help='PA or Lite checkpoint: use its PA conv (default: random)')
+    p.add_argument('--weights', default=None,
+                   help='PA or Lite checkpoint: use its PA conv (None: a random PA conv, see --seed)')
     p.add_argument('--seed', type=int, default=0, help='seed of the random PA conv (without --weights)')
-    p.add_argument('--num_segments', type=int, default=4)
+    p.add_argument('--num_segments', type=int, default=4, help='segments sampled from the video')
     p.add_argument('--data_length', type=int, default=None,
-                   help="frames per segment (default: the checkpoint's, else 4 as in PAN)")
+                   help=f"frames per segment (None: the checkpoint's, else {DEFAULT_DATA_LENGTH} as in PAN)")
     p.add_argument('--size', type=int, default=112, help='short side of the frames, in pixels')
     p.add_argument('--crop', type=int, default=0, help='centre crop to this square size (0: no crop)')
     p.add_argument('--cmap', choices=COLORMAPS, default='gray', help='colours of the PA maps')
     p.add_argument('--out', default='pa.png', help='the grid image (PNG)')
-    p.add_argument('--gif', default=None, help='also write an animation of frame / PA map pairs')
+    p.add_argument('--gif', default=None,
+                   help='also write an animation of frame / PA map pairs to this GIF (None: no animation)')
     p.add_argument('--fps', type=float, default=4.0, help='GIF frames per second')
     return p
 
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         pa = load_pa(args.weights, data_length, args.seed, checkpoint)
         raw, indices, frame_source = sample_clip(args.video, args.num_segments, data_length)
     except (OSError, ValueError) as err:  # missing/unreadable video, frames or checkpoint
-        raise SystemExit(f'error: {err}') from None
+        exit_with_error(err)
     if frame_source.note:
         print(f'=> {args.video}: {frame_source.note}')
     frames = prepare_frames(raw, args.size, args.crop)

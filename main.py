@@ -4,7 +4,12 @@
     torchrun --nproc_per_node=8 main.py something Lite ...     # DistributedDataParallel
 
 Runs on CUDA when present, else on the CPU. Writes ``log/<name>/{log.csv,args.txt,events.*}`` and
-``checkpoint/<name>/ckpt.pth.tar`` (+ ``ckpt.best.pth.tar``), atomically, every epoch.
+``checkpoint/<name>/ckpt.pth.tar`` (+ ``ckpt.best.pth.tar``), atomically, every epoch. With ``-e``
+(evaluate only) it writes ``log/<name>_eval/log.csv`` alone (see :func:`eval_name`).
+
+A mistake in the input (a missing or unreadable file, a bad list line, a checkpoint that does not
+fit, options that contradict each other) prints ``error: ...`` and exits with status 2, with no
+traceback unless ``--debug`` (ops/cli.py); a non-finite loss prints ``error: ...`` and exits with 1.
 """
 from __future__ import annotations
 
@@ -23,26 +28,55 @@ from tqdm import tqdm
 
 from opts import parse_args
 from ops.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint, save_checkpoint
+from ops.cli import QUIET_RANK_GRACE_S, run_cli_main
 from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
 from ops.distributed import (DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed,
                              setup_distributed)
+from ops.errors import InputError
+from ops.image_io import FrameReadError
 from ops.models import PAN
 from ops.naming import run_name
 from ops.optim import adjust_learning_rate, build_optimizer
 from ops.run_logger import RunLogger
 from ops.utils import (AverageMeter, correct_topk_tensor, rng_state, seed_everything, seed_worker,
                        set_rng_state)
+from ops.video_reader import VideoReadError
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stops without saving."""
 
 
-def store_name(args: argparse.Namespace) -> str:
-    return args.store_name or run_name(args.modality, args.dataset, args.arch, args.num_segments, args.epochs,
+def store_name(args: argparse.Namespace, with_epochs: bool = True) -> str:
+    return args.store_name or run_name(args.modality, args.dataset, args.arch, args.num_segments,
+                                       args.epochs if with_epochs else None,
                                        args.consensus_type, args.shift, args.shift_div, args.shift_place,
                                        args.temporal_pool, args.pretrain, args.lr_type, args.dense_sample,
                                        args.suffix)
+
+
+def eval_name(args: argparse.Namespace, checkpoint: dict | None) -> str:
+    """The log folder of ``-e`` (evaluate only): ``<run name>_eval``, the run name being
+    --store_name if given, else the one stored in the checkpoint of --resume (main.py writes it),
+    else the one built from the options without ``_e<epochs>`` (no epoch is trained), e.g. for a
+    released checkpoint file."""
+    stored = (checkpoint or {}).get('store_name')
+    base = args.store_name or (stored if isinstance(stored, str) and stored else store_name(args, with_epochs=False))
+    return base + '_eval'
+
+
+def check_world_size(batch_size: int, world_size: int) -> None:
+    """--batch-size is the total over all processes: it must split evenly between them."""
+    if batch_size % world_size:
+        raise InputError(f'--batch-size {batch_size}: the total over {world_size} processes must divide evenly '
+                         f'between them (e.g. --batch-size {max(batch_size - batch_size % world_size, world_size)})')
+
+
+def check_checkpoint_flags(args: argparse.Namespace) -> None:
+    """--resume and --tune_from name existing files (checked before any model is built)."""
+    for flag, path in (('--resume', args.resume), ('--tune_from', args.tune_from)):
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f'{flag} {path}: no such checkpoint file')
 
 
 def model_options(args: argparse.Namespace, num_class: int) -> dict:
@@ -197,12 +231,12 @@ def save_run(state: dict, folder: str, is_best: bool) -> None:
 
 def run(args: argparse.Namespace, ctx: DistContext) -> dict:
     seed_everything(args.seed)
-    if args.batch_size % ctx.world_size:
-        raise SystemExit(f'--batch-size {args.batch_size} is the total over {ctx.world_size} processes '
-                         'and must divide evenly between them')
+    check_world_size(args.batch_size, ctx.world_size)
+    check_checkpoint_flags(args)
     info = resolve_dataset(args.dataset, args.root_path, args.train_list, args.val_list,
                            splits=('val',) if args.evaluate else ('train', 'val'), lmdb=args.lmdb)
-    name = store_name(args)
+    ckpt = read_checkpoint(args.resume) if args.resume else None
+    name = eval_name(args, ckpt) if args.evaluate else store_name(args)
     log_dir = os.path.join(args.root_log, name)
     ckpt_dir = os.path.join(args.root_model, name)
 
@@ -217,7 +251,8 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
                 input_size=args.input_size, mean=model.input_mean,
                 std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing,
                 lmdb_path=lmdb_location(info, args.lmdb))
-    train_set = build_clip_dataset(info, str(info.train_list), 'train', **data)
+    # evaluation reads the val list alone
+    train_set = None if args.evaluate else build_clip_dataset(info, str(info.train_list), 'train', **data)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)
     args.input_mean, args.input_std = model.input_mean, model.input_std
 
@@ -233,8 +268,7 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
 
     best_prec1 = 0.0
     start_epoch = args.start_epoch
-    if args.resume:
-        ckpt = read_checkpoint(args.resume)
+    if ckpt is not None:
         load_pan_weights(model, ckpt, source=args.resume)
         if 'optimizer' in ckpt and ckpt['optimizer']:
             optimizer.load_state_dict(ckpt['optimizer'])
@@ -247,17 +281,19 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
         if ctx.is_main:
             print(f"=> resumed {args.resume} at epoch {start_epoch} (best Prec@1 {best_prec1:.3f})")
 
+    per_process = args.batch_size // ctx.world_size
+    val_loader = make_loader(val_set, per_process, args.workers, ShardSampler(len(val_set), ctx.rank, ctx.world_size),
+                             ctx.device, train=False)
+    if args.evaluate:
+        return evaluate_only(model, val_loader, start_epoch, args, ctx, log_dir, info, amp_dtype, per_process)
     net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None) \
         if ctx.distributed else model
-    per_process = args.batch_size // ctx.world_size
     train_sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                        seed=args.seed, drop_last=True)
     train_loader = make_loader(train_set, per_process, args.workers, train_sampler, ctx.device, train=True)
-    val_loader = make_loader(val_set, per_process, args.workers, ShardSampler(len(val_set), ctx.rank, ctx.world_size),
-                             ctx.device, train=False)
-    if len(train_loader) == 0 and not args.evaluate:
-        raise SystemExit(f'{len(train_set)} training videos make no full batch of {per_process} per process: '
-                         'lower --batch-size')
+    if len(train_loader) == 0:
+        raise InputError(f'--batch-size {args.batch_size}: {len(train_set)} training videos make no full batch '
+                         f'of {per_process} per process: lower --batch-size')
 
     logger = RunLogger(log_dir, enabled=ctx.is_main, resume=bool(args.resume))
     logger.write_args(str(args))
@@ -265,8 +301,6 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
         print(f'=> run {name}: {len(train_set)} train / {len(val_set)} val videos, {ctx.world_size} process(es) '
               f'on {ctx.device}, batch {args.batch_size} ({per_process} per process)', flush=True)
     try:
-        if args.evaluate:
-            return validate(model, val_loader, start_epoch, args, ctx, logger, amp_dtype)
         last = {}
         for epoch in range(start_epoch, args.epochs):
             # Reseeding per epoch makes a resumed run draw the same data and dropout as an unbroken one.
@@ -299,8 +333,26 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
         logger.close()
 
 
+def evaluate_only(model, val_loader, epoch: int, args, ctx: DistContext, log_dir: str, info, amp_dtype,
+                  per_process: int) -> dict:
+    """``-e``: validate once, appending to ``<log_dir>/log.csv`` (no args.txt, events or checkpoint)."""
+    source = args.resume or 'the initial weights (no --resume)'
+    logger = RunLogger(log_dir, enabled=ctx.is_main, resume=True, tensorboard=False)
+    logger.line(f'Evaluate {source} (epoch {epoch}) on {info.val_list}')
+    if ctx.is_main:
+        print(f'=> evaluate {source}: {len(val_loader.dataset)} val videos, {ctx.world_size} process(es) on '
+              f'{ctx.device}, batch {args.batch_size} ({per_process} per process); log in {log_dir}', flush=True)
+    try:
+        return validate(model, val_loader, epoch, args, ctx, logger, amp_dtype)
+    finally:
+        logger.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # before joining the process group: every process refuses alike, rank 0 says why
+    check_world_size(args.batch_size, int(os.environ.get('WORLD_SIZE', '1')))
+    check_checkpoint_flags(args)
     ctx = setup_distributed(args.gpus)
     if ctx.device.type == 'cuda' and args.gpus and len(args.gpus) > 1 and not ctx.distributed:
         print(f'=> one process uses one GPU ({ctx.device}); for {len(args.gpus)} GPUs launch with '
@@ -308,11 +360,18 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run(args, ctx)
     except NonFiniteLossError as err:
-        print(f'error: {err}', file=sys.stderr)
+        if args.debug:
+            raise
+        if ctx.is_main:  # every process met the same (all-reduced) loss
+            print(f'error: {err}', file=sys.stderr, flush=True)
+        else:
+            time.sleep(QUIET_RANK_GRACE_S)  # torchrun stops the others when one exits: let rank 0 print
         sys.exit(1)
     finally:
         cleanup_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    # A frame or video that does not read may be in one process's share of the data alone: every
+    # process reports those; other mistakes are the same in every process and rank 0 reports them.
+    run_cli_main(main, every_rank=(FrameReadError, VideoReadError))

@@ -1,4 +1,4 @@
-"""Test PAN checkpoints with multi-view testing, alone or as the Full / En ensembles.
+r"""Test PAN checkpoints with multi-view testing, alone or as the Full / En ensembles.
 
     python test_models.py something --weights=pretrained/PAN_Lite_something_resnet50_shift8_blockres_avg_segment8_e80.pth.tar \
         --test_segments=8 --test_crops=1 --batch_size=16
@@ -8,6 +8,10 @@
 One branch per checkpoint. Each branch's scores are averaged over its views (crops x clips),
 then the branches are averaged, weighted by --coeff. Two branches are reported as Full, three as
 En. Runs on CUDA when present (every GPU, or those of --gpus), else on the CPU.
+
+A mistake in the input (a missing or unreadable checkpoint or list, a malformed list line, a
+checkpoint that does not fit, options that contradict each other) prints 'error: ...' and exits
+with status 2, with no traceback unless --debug.
 """
 from __future__ import annotations
 
@@ -23,47 +27,89 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ops.checkpoint import branch_options, build_pan, read_checkpoint
+from ops.cli import add_debug_flag, new_parser, run_cli_main
 from ops.data_setup import add_lmdb_flag, build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
 from ops.dataset import parse_list_file
 from ops.dataset_config import known_datasets, read_categories
 from ops.distributed import pick_device
+from ops.errors import InputError
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
 from ops.test_report import class_accuracy, confusion, save_confusion_png, write_submission
 from ops.utils import AverageMeter, accuracy
 from ops.views import CROP_CHOICES, TestViews
 
 
+COMPAT = 'kept for compatibility with the release'
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('dataset', type=str, choices=known_datasets())
-    p.add_argument('--weights', type=str, required=True, help='checkpoint(s), comma separated: one branch each')
+    p = new_parser(__doc__, prog='test_models.py')
+    p.add_argument('dataset', type=str, choices=known_datasets(), help='dataset of the registry (ops/dataset_config.py)')
+    p.add_argument('--weights', type=str, required=True,
+                   help='checkpoint(s), comma separated: one branch each (required)')
     p.add_argument('--test_segments', type=str, default='8', help='segments per branch, comma separated')
-    p.add_argument('--dense_sample', default=False, action='store_true', help='10 dense clips per video')
-    p.add_argument('--twice_sample', default=False, action='store_true', help='2 clips per video')
+    p.add_argument('--dense_sample', default=False, action='store_true',
+                   help='10 dense clips per video (not with --twice_sample)')
+    p.add_argument('--twice_sample', default=False, action='store_true',
+                   help='2 clips per video (not with --dense_sample)')
     p.add_argument('--full_res', default=False, action='store_true', help='256x256 crops instead of 224x224')
-    p.add_argument('--test_crops', type=int, default=1, choices=CROP_CHOICES)
-    p.add_argument('--coeff', type=str, default=None, help='branch weights, comma separated')
-    p.add_argument('--batch_size', type=int, default=1)
-    p.add_argument('-j', '--workers', default=8, type=int)
+    p.add_argument('--test_crops', type=int, default=1, choices=CROP_CHOICES, help='crops per clip')
+    p.add_argument('--coeff', type=str, default=None,
+                   help='branch weights, comma separated, one per checkpoint (default: 1 each)')
+    p.add_argument('--batch_size', type=int, default=1, help='videos per step')
+    p.add_argument('-j', '--workers', default=8, type=int, help='data loading workers')
     p.add_argument('--softmax', default=False, action='store_true', help='average probabilities, not logits')
-    p.add_argument('--max_num', type=int, default=-1, help='test only the first N videos')
-    p.add_argument('--input_size', type=int, default=224)
-    p.add_argument('--crop_fusion_type', type=str, default='avg', choices=['avg'])
-    p.add_argument('--gpus', nargs='+', type=int, default=None)
-    p.add_argument('--img_feature_dim', type=int, default=256)
-    p.add_argument('--pretrain', type=str, default='imagenet', help='kept for compatibility; weights come from --weights')
+    p.add_argument('--max_num', type=int, default=-1, help='test only the first N videos (-1: all)')
+    p.add_argument('--input_size', type=int, default=224, help='crop size fed to the network (scale = size*256/224)')
+    p.add_argument('--crop_fusion_type', type=str, default='avg', choices=['avg'],
+                   help='how the views of a video are combined: their mean')
+    p.add_argument('--gpus', nargs='+', type=int, default=None, help='GPU ids (default: every GPU)')
+    p.add_argument('--img_feature_dim', type=int, default=256,
+                   help=f'{COMPAT} (TRN heads only); used only for a checkpoint that does not store its options')
+    p.add_argument('--num_set_segments', type=int, default=1,
+                   help=f"{COMPAT}, where it is a TODO that nothing reads: one set of --test_segments segments "
+                        'per clip, the only value implemented; other values are refused')
+    p.add_argument('--pretrain', type=str, default='imagenet',
+                   help=f'{COMPAT}; unused: the weights come from --weights')
     p.add_argument('--VAP', default=False, action='store_true',
-                   help='checkpoints have the VAP head (read from the checkpoint anyway)')
-    p.add_argument('--test_list', type=str, default=None, help="list file(s), one, or one per branch, comma separated (default: the dataset's val list); "
+                   help=f'{COMPAT}; unused: whether a checkpoint has the VAP head is read from its weights')
+    p.add_argument('--test_list', type=str, default=None,
+                   help="list file(s), one, or one per branch, comma separated (default: the dataset's val list); "
                         "paths in it are taken under the dataset's frame folder unless absolute")
     p.add_argument('--root_path', type=str, default=None, help='data root (default: $PAN_DATA_ROOT, else ./data)')
-    p.add_argument('--csv_file', type=str, default=None, help='write the submission CSV here')
+    p.add_argument('--csv_file', type=str, default=None, help='write the submission CSV here (default: none)')
     p.add_argument('--save_scores', type=str, default=None,
-                   help='scores and labels (.npz); default: test_results/<dataset>_<Lite|Full|En|...>.npz')
+                   help='scores and labels (.npz) (default: test_results/<dataset>_<Lite|Full|En|...>.npz)')
     p.add_argument('--no_confusion_png', action='store_true', help='do not draw the confusion matrix')
-    p.add_argument('--substitute_missing', action='store_true')
+    p.add_argument('--substitute_missing', action='store_true',
+                   help='replace unreadable frames by the nearest readable one (warns, counts)')
     add_lmdb_flag(p)
+    add_debug_flag(p)
     return p
+
+
+def _numbers(text: str, flag: str, kind: type) -> list:
+    """The comma-separated values of ``flag``, each of type ``kind``."""
+    values = _split(text)
+    try:
+        return [kind(v) for v in values]
+    except ValueError:
+        raise InputError(f'{flag} {text}: expected comma-separated {kind.__name__} values') from None
+
+
+def check_test_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse the options that contradict each other or that the code does not implement."""
+    if args.num_set_segments != 1:
+        parser.error(f'--num_set_segments {args.num_set_segments}: only 1 is implemented (one set of '
+                     '--test_segments segments per clip; the release never read the flag); for more clips per '
+                     'video use --twice_sample or --dense_sample')
+    if args.dense_sample and args.twice_sample:
+        parser.error('--dense_sample and --twice_sample both set the clips per video (10 dense clips or 2): '
+                     'give one')
+    for flag, value, least in (('--batch_size', args.batch_size, 1), ('--workers', args.workers, 0),
+                               ('--input_size', args.input_size, 1)):
+        if value < least:
+            parser.error(f'{flag} {value}: must be {least} or more')
 
 
 @dataclass
@@ -88,7 +134,7 @@ def check_lists(list_files: list[str], branches: list[Branch]) -> None:
     parsed = [[(r.path, r.label) for r in parse_list_file(f)] for f in list_files]
     for f, videos in zip(list_files[1:], parsed[1:]):
         if videos != parsed[0]:
-            raise SystemExit(f'error: test lists differ between branches: {list_files[0]} and {f} do not hold '
+            raise InputError(f'test lists differ between branches: {list_files[0]} and {f} do not hold '
                              'the same videos and labels in the same order')
 
 
@@ -122,23 +168,42 @@ def branch_scores(branch: Branch, clips: torch.Tensor, views: int, args, device,
     return out.mean(dim=1).cpu()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+def parse_test_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with the options that contradict each other refused (exit status 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_test_args(args, parser)
+    return args
+
+
+def branch_settings(args: argparse.Namespace) -> tuple[list[str], list[int], list[float], list[str]]:
+    """(checkpoints, segment counts, weights, test lists) of the command line, one per branch
+    (test lists: none, one for all, or one per branch); InputError when the counts disagree."""
     weights = _split(args.weights)
-    segments = [int(s) for s in _split(args.test_segments)]
-    coeff = [float(c) for c in _split(args.coeff)] if args.coeff else [1.0] * len(weights)
+    segments = _numbers(args.test_segments, '--test_segments', int)
+    coeff = _numbers(args.coeff, '--coeff', float) if args.coeff else [1.0] * len(weights)
     if len(segments) != len(weights):
-        raise SystemExit(f'error: {len(weights)} checkpoint(s) in --weights but {len(segments)} value(s) in '
-                         '--test_segments: give one segment count per checkpoint')
+        raise InputError(f'--test_segments {args.test_segments}: {len(weights)} checkpoint(s) in --weights but '
+                         f'{len(segments)} value(s) in --test_segments: give one segment count per checkpoint')
+    if any(s < 1 for s in segments):
+        raise InputError(f'--test_segments {args.test_segments}: segment counts must be 1 or more')
     if len(coeff) != len(weights):
-        raise SystemExit(f'error: {len(weights)} checkpoint(s) but {len(coeff)} --coeff value(s)')
-    missing = [w for w in weights if not os.path.isfile(w)]
-    if missing:
-        raise SystemExit('error: checkpoint(s) not found:\n  ' + '\n  '.join(missing)
-                         + '\n(released checkpoints: see pretrained/README.md)')
+        raise InputError(f'--coeff {args.coeff}: {len(weights)} checkpoint(s) in --weights but {len(coeff)} '
+                         '--coeff value(s): give one weight per checkpoint')
     test_lists = _split(args.test_list)
     if len(test_lists) not in (0, 1, len(weights)):
-        raise SystemExit(f'error: give one --test_list, or one per checkpoint ({len(weights)}), not {len(test_lists)}')
+        raise InputError(f'--test_list {args.test_list}: give one list, or one per checkpoint ({len(weights)}), '
+                         f'not {len(test_lists)}')
+    return weights, segments, coeff, test_lists
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_test_args(argv)
+    weights, segments, coeff, test_lists = branch_settings(args)
+    missing = [w for w in weights if not os.path.isfile(w)]
+    if missing:
+        raise FileNotFoundError(f'--weights: checkpoint(s) not found: {", ".join(missing)}\n'
+                                '(released checkpoints: see pretrained/README.md)')
 
     info = resolve_dataset(args.dataset, args.root_path, val_list=test_lists[0] if test_lists else None,
                            splits=('val',), lmdb=args.lmdb)
@@ -149,10 +214,8 @@ def main(argv: list[str] | None = None) -> dict:
     branches = []
     for path, n_seg in zip(weights, segments):
         ckpt = read_checkpoint(path)
-        try:
-            options = branch_options(path, ckpt, n_seg, info.num_class, args.img_feature_dim)
-        except ValueError as err:  # class count or options that do not fit: stop before any video
-            raise SystemExit(f'error: {err}') from None
+        # class count or options that do not fit: an InputError before any video is read
+        options = branch_options(path, ckpt, n_seg, info.num_class, args.img_feature_dim)
         branches.append(Branch(path, options['modality'], options['base_model'], n_seg, options, ckpt))
     check_lists(list_files, branches)
 
@@ -191,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
         target = batches[0][1]
         for i, (clips, label) in enumerate(batches):
             if not torch.equal(label, target):
-                raise SystemExit('error: branches disagree on the labels of the same videos')
+                raise InputError('branches disagree on the labels of the same videos')
             mean, std = model_stats(branches[i].model)
             per_branch[i].append(branch_scores(branches[i], clips, views.num_views, args, device, mean, std))
         scores = sum(c * s[-1] for c, s in zip(coeff, per_branch)) / len(branches)
@@ -243,4 +306,4 @@ def model_stats(model: torch.nn.Module) -> tuple[list[float], list[float]]:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli_main(main)

@@ -14,13 +14,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ops.errors import InputError
 from ops.models import PAN
 from ops.naming import parse_run_name
 
 MODULE_PREFIX = 'module.'
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """The checkpoint does not fit the model; the message lists every disagreement."""
 
 
@@ -31,14 +32,14 @@ def read_checkpoint(path: str) -> dict:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # a truncated file, a foreign format, pickled objects
-        raise ValueError(f'Cannot read checkpoint {path}: {err}') from err
+        raise InputError(f'Cannot read checkpoint {path}: {err}') from err
 
 
 def checkpoint_state_dict(checkpoint: dict) -> dict:
     """The model weights of a checkpoint dict, with any ``module.`` prefix removed."""
     state = checkpoint.get('state_dict', checkpoint)
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError('Checkpoint holds no state_dict of tensors')
+        raise InputError('Checkpoint holds no state_dict of tensors')
     return {k[len(MODULE_PREFIX):] if k.startswith(MODULE_PREFIX) else k: v for k, v in state.items()}
 
 
@@ -176,11 +177,11 @@ def branch_options(path: str, checkpoint: dict, num_segments: int | None = None,
     stored_classes = stored_num_class(state)
     if num_class is None:
         if stored_classes is None:
-            raise ValueError(f'{path}: no classifier weights ({", ".join(CLASSIFIER_BIAS_KEYS)}), '
+            raise InputError(f'{path}: no classifier weights ({", ".join(CLASSIFIER_BIAS_KEYS)}), '
                              'so the class count is unknown')
         num_class = stored_classes
     elif stored_classes is not None and stored_classes != num_class:
-        raise ValueError(f'{path} has {stored_classes} classes but dataset has {num_class}: '
+        raise InputError(f'{path} has {stored_classes} classes but dataset has {num_class}: '
                          'wrong dataset or checkpoint?')
     options.update(num_class=num_class, has_VAP=has_vap)
     if num_segments is not None:

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ops.dataset_config import resolve_list_path
+from ops.errors import InputError
 from ops.frame_source import FolderFrames, FrameSource, MissingVideoError, VideoFrames, stack_clip
 from ops.image_io import FrameReadError
 from ops.lmdb_source import LmdbFrames, check_lmdb_path
@@ -29,7 +30,7 @@ MIN_FRAMES = 3  # the release drops shorter videos from training and validation 
 MAX_REPORTED_LINES = 5
 
 
-class ListFileError(ValueError):
+class ListFileError(InputError):
     """A list file is malformed; the message names the file and each bad line (up to a few)."""
 
 
@@ -255,7 +256,7 @@ class PANDataSet(Dataset):
         try:
             return stack_clip(frames, indices, self._full_path(record))
         except ValueError as e:
-            raise ValueError(f'{e} [{record.source}]') from None
+            raise type(e)(f'{e} [{record.source}]') from None
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         record = self.video_list[index]

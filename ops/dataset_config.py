@@ -32,6 +32,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.errors import InputError
+
 ENV_ROOT = 'PAN_DATA_ROOT'
 DEFAULT_ROOT = './data'
 
@@ -158,14 +160,22 @@ def read_categories(path: str | os.PathLike) -> list[str]:
         names.pop()
     blank = [i + 1 for i, n in enumerate(names) if not n]
     if blank:
-        raise ValueError(f'{path}: blank class name on line(s) {blank[:5]}')
+        raise InputError(f'{path}: blank class name on line(s) {blank[:5]}')
     if not names:
-        raise ValueError(f'{path}: no class names')
+        raise InputError(f'{path}: no class names')
     return names
 
 
 def _missing_message(what: str, path: Path, how: str) -> str:
     return f'  {what}: {path}\n    create it with: {how}'
+
+
+def _missing_head(dataset: str, root: Path | None, missing: list[tuple[str, Path]]) -> str:
+    """The first line of a DatasetFilesError: it names the first missing path (and counts the others)."""
+    what, path = missing[0]
+    more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
+    where = f' (data root {root})' if root is not None else ''
+    return f'dataset {dataset!r}{where} is missing its {what} {path}{more}:\n'
 
 
 def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
@@ -186,7 +196,7 @@ def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
     elif spec.num_class is not None:
         num_class = spec.num_class
     else:
-        raise DatasetFilesError(f'dataset {name!r} is missing files:\n'
+        raise DatasetFilesError(_missing_head(name, None, [('category file', categories)])
                                 + _missing_message('category file', categories, spec.make_lists))
     return DatasetInfo(
         name=name, num_class=num_class,
@@ -208,20 +218,19 @@ def check_dataset_files(info: DatasetInfo, splits: tuple[str, ...] = ('train', '
     """Raise DatasetFilesError naming every missing path of ``info`` (the frame folder, or the
     LMDB store ``lmdb_path`` when frames are read from one; the list files of ``splits``; the
     category file if ``need_categories``) with the tool that creates it."""
-    problems = []
+    problems = []  # (what, path, how to create it)
     if lmdb_path is not None:
         if not os.path.exists(lmdb_path):
-            problems.append(_missing_message('LMDB frame store', Path(lmdb_path),
-                                             f'python tools/frames_to_lmdb.py {info.name}'))
+            problems.append(('LMDB frame store', Path(lmdb_path), f'python tools/frames_to_lmdb.py {info.name}'))
     elif not info.frames_root.is_dir():
-        problems.append(_missing_message('frame folder', info.frames_root, info.make.get('frames', '?')))
+        problems.append(('frame folder', info.frames_root, info.make.get('frames', '?')))
     for split in splits:
         path = {'train': info.train_list, 'val': info.val_list}[split]
         if not path.is_file():
-            problems.append(_missing_message(f'{split} list', path, info.make.get('lists', '?')))
+            problems.append((f'{split} list', path, info.make.get('lists', '?')))
     if need_categories and info.category_file is not None and not info.category_file.is_file():
-        problems.append(_missing_message('category file', info.category_file, info.make.get('lists', '?')))
+        problems.append(('category file', info.category_file, info.make.get('lists', '?')))
     if problems:
-        raise DatasetFilesError(f'dataset {info.name!r} (data root {info.root}) is missing files:\n'
-                                + '\n'.join(problems)
+        raise DatasetFilesError(_missing_head(info.name, info.root, [(w, p) for w, p, _ in problems])
+                                + '\n'.join(_missing_message(*problem) for problem in problems)
                                 + f'\n  (set the root with --root_path or ${ENV_ROOT})')

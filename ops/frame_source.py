@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ops.errors import InputError
 from ops.image_io import FrameReadError, read_frame_pil, read_frame_uint8
 from ops.sampling import expand_indices, sample_val_indices
 from ops.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
@@ -94,7 +95,7 @@ def scan_frame_folder(folder: str) -> FrameListing:
     without numbers gives all of them in natural order."""
     names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
     if not names:
-        raise ValueError(f'no frames ({", ".join(IMAGE_EXTENSIONS)}) in folder {folder}')
+        raise InputError(f'no frames ({", ".join(IMAGE_EXTENSIONS)}) in folder {folder}')
     series: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for name in names:
         m = _NUMBERED.match(name)
@@ -104,7 +105,7 @@ def scan_frame_folder(folder: str) -> FrameListing:
     if not series:
         return FrameListing([os.path.join(folder, n) for n in sorted(names, key=_natural_key)], '*', [])
     if not rgb:
-        raise ValueError(f'only optical-flow images ({", ".join(p + "*" for p in FLOW_PREFIXES)}) in folder '
+        raise InputError(f'only optical-flow images ({", ".join(p + "*" for p in FLOW_PREFIXES)}) in folder '
                          f'{folder}: no RGB frames to read')
     # most frames first; on a tie the usual RGB names (img_*, then bare numbers) win
     (prefix, ext), found = max(rgb.items(), key=lambda kv: (len(kv[1]), kv[0][0] == 'img_', kv[0][0] == ''))
@@ -283,7 +284,7 @@ def check_clip_source(path: str) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f'no such video file or frame folder: {path}')
     if not is_video_file(path):
-        raise ValueError(f'{path} is neither a frame folder nor a video file ({", ".join(VIDEO_EXTENSIONS)})')
+        raise InputError(f'{path} is neither a frame folder nor a video file ({", ".join(VIDEO_EXTENSIONS)})')
 
 
 def open_frame_source(path: str, image_tmpl: str | None = None, num_frames: int | None = None) -> FrameSource:
@@ -300,7 +301,7 @@ def stack_clip(frames: dict[int, torch.Tensor], indices: Sequence[int], where: s
     allowed); frames of different sizes are an error naming ``where``."""
     shapes = {tuple(f.shape) for f in frames.values()}
     if len(shapes) > 1:
-        raise ValueError(f'frames of {where} differ in size {sorted(shapes)}')
+        raise InputError(f'frames of {where} differ in size {sorted(shapes)}')
     return torch.stack([frames[int(i)] for i in indices])
 
 

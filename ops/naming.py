@@ -10,6 +10,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from ops.errors import InputError
+
 
 @dataclass
 class RunName:
@@ -26,13 +28,16 @@ class RunName:
     dense_sample: bool = False
 
 
-def run_name(modality: str, dataset: str, arch: str, num_segments: int, epochs: int, consensus_type: str = 'avg',
-             shift: bool = False, shift_div: int = 8, shift_place: str = 'blockres', temporal_pool: bool = False,
-             pretrain: str = 'imagenet', lr_type: str = 'step', dense_sample: bool = False,
-             suffix: str | None = None) -> str:
-    """The store name the release gives a training run."""
+def run_name(modality: str, dataset: str, arch: str, num_segments: int, epochs: int | None,
+             consensus_type: str = 'avg', shift: bool = False, shift_div: int = 8, shift_place: str = 'blockres',
+             temporal_pool: bool = False, pretrain: str = 'imagenet', lr_type: str = 'step',
+             dense_sample: bool = False, suffix: str | None = None) -> str:
+    """The store name the release gives a training run; ``epochs`` None leaves out its ``_e<epochs>``
+    part (a run that trains no epoch, e.g. ``main.py -e``)."""
     arch_part = arch + (f'_shift{shift_div}_{shift_place}' if shift else '') + ('_tpool' if temporal_pool else '')
-    name = f'PAN_{modality}_{dataset}_{arch_part}_{consensus_type}_segment{num_segments}_e{epochs}'
+    name = f'PAN_{modality}_{dataset}_{arch_part}_{consensus_type}_segment{num_segments}'
+    if epochs is not None:
+        name += f'_e{epochs}'
     if pretrain != 'imagenet':
         name += f'_{pretrain}'
     if lr_type != 'step':
@@ -59,7 +64,7 @@ def parse_run_name(path: str) -> RunName:
         # checkpoint/<run name>/ckpt.best.pth.tar: the run name is the folder
         match = _PATTERN.search(os.path.basename(os.path.dirname(os.path.abspath(path))))
     if match is None:
-        raise ValueError(f'Cannot read the model settings from the name {path!r}: expected a name like '
+        raise InputError(f'Cannot read the model settings from the name {path!r}: expected a name like '
                          'PAN_Lite_something_resnet50_shift8_blockres_avg_segment8_e80.pth.tar, '
                          'or a checkpoint written by main.py (which stores its options)')
     rest = match['rest'] or ''

@@ -8,7 +8,10 @@ from tensorboardX import SummaryWriter
 
 
 class RunLogger:
-    def __init__(self, log_dir: str, enabled: bool = True, resume: bool = False) -> None:
+    """``resume``: append to log.csv instead of starting it anew. ``tensorboard``: write events too
+    (an evaluation-only run writes log.csv alone)."""
+
+    def __init__(self, log_dir: str, enabled: bool = True, resume: bool = False, tensorboard: bool = True) -> None:
         self.enabled = enabled
         self.log_dir = log_dir
         self._csv = None
@@ -16,7 +19,8 @@ class RunLogger:
         if enabled:
             os.makedirs(log_dir, exist_ok=True)
             self._csv = open(os.path.join(log_dir, 'log.csv'), 'a' if resume else 'w')
-            self._tb = SummaryWriter(log_dir=log_dir)
+            if tensorboard:
+                self._tb = SummaryWriter(log_dir=log_dir)
 
     def write_args(self, args_text: str) -> None:
         if self.enabled:
@@ -30,7 +34,7 @@ class RunLogger:
             self._csv.flush()
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        if self.enabled:
+        if self.enabled and self._tb is not None:
             for tag, value in values.items():
                 self._tb.add_scalar(tag, value, step)
             self._tb.flush()
@@ -38,4 +42,5 @@ class RunLogger:
     def close(self) -> None:
         if self.enabled:
             self._csv.close()
-            self._tb.close()
+            if self._tb is not None:
+                self._tb.close()

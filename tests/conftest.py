@@ -46,10 +46,12 @@ def synthetic_root(tmp_path_factory) -> Path:
     return root
 
 
-def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check: bool = True):
-    """Run an entry point (main.py, test_models.py, a tool) in a subprocess on one CPU thread."""
+def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check: bool = True,
+              env: dict | None = None):
+    """Run an entry point (main.py, test_models.py, a tool) in a subprocess on one CPU thread;
+    ``env``: variables to set besides (e.g. torchrun's RANK and WORLD_SIZE)."""
     import subprocess
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1', **(env or {}))
     result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=workdir, capture_output=True,
                             text=True, timeout=timeout, env=env)
     if check:

@@ -108,7 +108,7 @@ def test_release_test_commands_parse(command):
     weights, segments, coeff, lists = test_models.branch_settings(args)
     assert args.dataset in ('something', 'somethingv2') and args.VAP and args.workers == 4
     assert len(weights) in (1, 2, 3) and segments == [8] * len(weights) and coeff == [1.0] * len(weights)
-    assert all(w.startswith(f'pretrained/PAN_') and f'_{args.dataset}_' in w for w in weights) and lists == []
+    assert all(w.startswith('pretrained/PAN_') and f'_{args.dataset}_' in w for w in weights) and lists == []
     assert args.twice_sample == args.full_res == (len(weights) == 3) and args.num_set_segments == 1
 
 

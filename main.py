@@ -14,37 +14,51 @@ traceback unless ``--debug`` (ops/cli.py); a non-finite loss prints ``error: ...
 from __future__ import annotations
 
 import argparse
+import math
 import os
-import shutil
+import re
 import sys
 import time
 from contextlib import nullcontext
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from opts import parse_args
-from ops.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint, save_checkpoint
+from ops.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint
 from ops.cli import QUIET_RANK_GRACE_S, run_cli_main
 from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
-from ops.distributed import (DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed,
-                             setup_distributed)
+from ops.distributed import DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed, setup_distributed
 from ops.errors import InputError
 from ops.image_io import FrameReadError
 from ops.models import PAN
 from ops.naming import run_name
 from ops.optim import adjust_learning_rate, build_optimizer
+from ops.resumable import ResumableSampler, SeededSamples, restore_rng_state
 from ops.run_logger import RunLogger
-from ops.utils import (AverageMeter, correct_topk_tensor, rng_state, seed_everything, seed_worker,
-                       set_rng_state)
+from ops.run_state import AUTO, RunCheckpoints, describe, lock_run_folder, resume_source
+from ops.utils import AverageMeter, correct_topk_tensor, seed_everything, seed_worker
 from ops.video_reader import VideoReadError
 
 
-class NonFiniteLossError(RuntimeError):
+class RunStopped(RuntimeError):
+    """Training cannot go on; the last checkpoint is intact. main() prints it and exits with 1."""
+
+
+class NonFiniteLossError(RunStopped):
     """The loss became NaN or infinite; training stops without saving."""
+
+
+class DataWorkerDiedError(RunStopped):
+    """A DataLoader worker process died (killed, out of memory)."""
+
+
+# torch's messages for a worker that exited without reporting an error
+WORKER_DIED = re.compile(r'DataLoader worker \(pids?\(?s?\)? [\d, ]+\)')
 
 
 def store_name(args: argparse.Namespace, with_epochs: bool = True) -> str:
@@ -75,7 +89,7 @@ def check_world_size(batch_size: int, world_size: int) -> None:
 def check_checkpoint_flags(args: argparse.Namespace) -> None:
     """--resume and --tune_from name existing files (checked before any model is built)."""
     for flag, path in (('--resume', args.resume), ('--tune_from', args.tune_from)):
-        if path and not os.path.isfile(path):
+        if path and not (flag == '--resume' and path == AUTO) and not os.path.isfile(path):
             raise FileNotFoundError(f'{flag} {path}: no such checkpoint file')
 
 
@@ -105,36 +119,63 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool) -> DataLoader:
+    # Its own generator: making an iterator then draws its workers' seeds without moving the RNG
+    # that dropout draws from (a resumed epoch makes its iterator at another point than an unbroken one).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=device.type == 'cuda', drop_last=train, worker_init_fn=seed_worker,
-                      persistent_workers=False)
+                      persistent_workers=False, generator=torch.Generator())
 
 
-def progress(iterable, ctx: DistContext, desc: str):
+def progress(iterable, ctx: DistContext, desc: str, total: int | None = None, initial: int = 0):
     """A tqdm bar on the main process when its output is a terminal."""
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True,
+    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True, total=total, initial=initial,
                 disable=not (ctx.is_main and sys.stderr.isatty()))
 
 
 def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, args, ctx: DistContext,
-                    logger: RunLogger, amp_dtype) -> dict:
-    """One pass over the training data; returns averaged loss and top-1/top-5 over all processes.
+                    logger: RunLogger, amp_dtype, steps: int, start: int = 0, meters: dict | None = None,
+                    save_at: Callable[[int, dict], None] | None = None) -> dict:
+    """Batches ``start`` .. ``steps - 1`` of an epoch; returns averaged loss and top-1/top-5 over all
+    processes and the whole epoch (``meters``: the epoch's meters when it resumes mid-way, as
+    :func:`meter_state` gave them).
 
     A step reads nothing back from the device (beyond what a grad scaler's step needs): the metrics
-    are summed on the device, and reduced over processes and read only at ``--print-freq`` steps and
-    at the end of the epoch. A non-finite loss is caught there too, and reported at the step where it
-    first appeared; the caller writes no checkpoint for the epoch."""
-    batch_time, data_time, losses, top1, top5 = (AverageMeter() for _ in range(5))
+    are summed on the device, and reduced over processes and read only at ``--print-freq`` steps, at
+    checkpoints and at the end of the epoch. A non-finite loss is caught there too, and reported at
+    the step where it first appeared, before any checkpoint holds it. Every ``--save_steps``
+    optimizer steps of the run, ``save_at(batches done, meter_state)`` writes a mid-epoch checkpoint."""
+    batch_time, data_time = AverageMeter(), AverageMeter()
+    losses, top1, top5 = (AverageMeter() for _ in range(3))
+    if meters:
+        for meter, key in ((losses, 'loss'), (top1, 'top1'), (top5, 'top5')):
+            meter.sum, meter.count, meter.val = meters[key]
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    steps = len(loader)
-    # On the device: loss * n, n, correct@1, correct@5 summed over the steps since the last print point,
+    updates_per_epoch = math.ceil(steps / args.iter_size)
+    # On the device: loss * n, n, correct@1, correct@5 summed over the steps since the last read,
     # and the first step of this epoch whose loss was not finite (``steps`` while there is none).
     window = torch.zeros(4, dtype=torch.float64, device=ctx.device)
     first_bad = torch.full((), steps, dtype=torch.int64, device=ctx.device)
+
+    def read_window() -> None:
+        """Reduce the window over processes, fail on a non-finite loss, fold it into the meters."""
+        loss_sum, count, c1, c5, bad = torch.cat([
+            all_reduce_tensor(window, ctx, 'sum'),
+            all_reduce_tensor(first_bad, ctx, 'min').double().view(1)]).tolist()
+        window.zero_()
+        if bad < steps:
+            raise NonFiniteLossError(f'Loss is not finite at epoch {epoch}, step {int(bad)}/{steps}: '
+                                     'training stopped; the last good checkpoint is left as it was. '
+                                     'Try a lower --lr or --gd.')
+        if count:
+            # 'val' is over the steps since the last read (not the last step alone), 'avg' over the epoch
+            losses.update(loss_sum / count, int(count))
+            top1.update(100.0 * c1 / count, int(count))
+            top5.update(100.0 * c5 / count, int(count))
+
     end = time.time()
-    bar = progress(loader, ctx, f'Epoch {epoch}')
-    for i, (clips, target) in enumerate(bar):
+    bar = progress(loader, ctx, f'Epoch {epoch}', total=steps, initial=start)
+    for i, (clips, target) in enumerate(bar, start=start):
         data_time.update(time.time() - end)
         clips = to_model_input(clips, args.input_mean, args.input_std, ctx.device)
         target = target.to(ctx.device, non_blocking=True)
@@ -169,21 +210,7 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
         batch_time.update(time.time() - end)
         end = time.time()
         if i % args.print_freq == 0 or i + 1 == steps:
-            # The only reads of the device: reduce over processes, then bring to the host.
-            loss_sum, count, c1, c5, bad = torch.cat([
-                all_reduce_tensor(window, ctx, 'sum'),
-                all_reduce_tensor(first_bad, ctx, 'min').double().view(1)]).tolist()
-            window.zero_()
-            if bad < steps:
-                raise NonFiniteLossError(f'Loss is not finite at epoch {epoch}, step {int(bad)}/{steps}: '
-                                         'training stopped; the last good checkpoint is left as it was. '
-                                         'Try a lower --lr or --gd.')
-            # 'val' is over the steps since the last print point (not the last step alone), 'avg' over
-            # the epoch so far.
-            count = max(count, 1.0)
-            losses.update(loss_sum / count, int(count))
-            top1.update(100.0 * c1 / count, int(count))
-            top5.update(100.0 * c5 / count, int(count))
+            read_window()  # the only reads of the device, with the checkpoints'
             bar.set_postfix(loss=f'{losses.avg:.3f}', top1=f'{top1.avg:.1f}')
             line = (f'Epoch: [{epoch}][{i}/{steps}], lr: {lr:.5f}\tTime {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
                     f'Data {data_time.val:.3f} ({data_time.avg:.3f})\tLoss {losses.val:.4f} ({losses.avg:.4f})\t'
@@ -191,7 +218,19 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
             logger.line(line)
             if bar.disable and ctx.is_main:
                 print(line, flush=True)
+        # a mid-epoch checkpoint falls on an optimizer step (no gradient half accumulated); the
+        # epoch's last step is left to the end-of-epoch checkpoint
+        run_update = epoch * updates_per_epoch + (i + 1) // args.iter_size
+        if (save_at is not None and args.save_steps and update_now and i + 1 < steps
+                and run_update % args.save_steps == 0):
+            read_window()
+            save_at(i + 1, meter_state(losses, top1, top5))
     return {'loss': losses.avg, 'top1': top1.avg, 'top5': top5.avg}
+
+
+def meter_state(losses: AverageMeter, top1: AverageMeter, top5: AverageMeter) -> dict:
+    """The epoch's meters as plain numbers, for a mid-epoch checkpoint."""
+    return {key: [m.sum, m.count, m.val] for key, m in (('loss', losses), ('top1', top1), ('top5', top5))}
 
 
 @torch.no_grad()
@@ -218,15 +257,31 @@ def validate(model, loader, epoch: int, args, ctx: DistContext, logger: RunLogge
     return result
 
 
-def save_run(state: dict, folder: str, is_best: bool) -> None:
-    """ckpt.pth.tar every epoch, ckpt.best.pth.tar when validation improved; both written atomically."""
-    path = os.path.join(folder, 'ckpt.pth.tar')
-    save_checkpoint(state, path)
-    if is_best:
-        best = os.path.join(folder, 'ckpt.best.pth.tar')
-        tmp = best + '.copying'
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, best)
+def train_name(args: argparse.Namespace, checkpoint: dict | None) -> str:
+    """The run name of training: --store_name if given, else that of the run the checkpoint of
+    --resume came from (so it goes on in its own folder even when --epochs grows), else the one
+    built from the options."""
+    stored = (checkpoint or {}).get('store_name')
+    return args.store_name or (stored if isinstance(stored, str) and stored else store_name(args))
+
+
+def resume_position(ckpt: dict, steps: int, total_batch: int, seed: int, ctx: DistContext) -> tuple[int, int]:
+    """``(epoch, batch)`` to start from, this process's RNG set for it. A mid-epoch position written with another
+    process count or batch is moved to the same share of the epoch (the data order then differs
+    from an unbroken run's, and the RNG is reseeded), with a warning."""
+    epoch, batch = int(ckpt.get('epoch', 0)), int(ckpt.get('batch', 0) or 0)
+    same_layout = ckpt.get('world_size', ctx.world_size) == ctx.world_size and \
+        (ckpt.get('args') or {}).get('batch_size', total_batch) == total_batch
+    if batch and not same_layout:
+        old_total = (ckpt.get('args') or {}).get('batch_size', total_batch)
+        batch = min(round(batch * old_total / total_batch), steps)
+        if ctx.is_main:
+            print(f"warning: the checkpoint was written mid-epoch by {ckpt.get('world_size')} process(es) with "
+                  f'batch {old_total}; continuing at batch {batch} of {steps}, in another data order than an '
+                  'unbroken run would use', file=sys.stderr, flush=True)
+    if batch and not (same_layout and restore_rng_state(ckpt.get('rng_ranks'), ctx)):
+        seed_everything(seed + 1000 * epoch + 7919 * batch + ctx.rank)
+    return epoch, min(batch, steps)
 
 
 def run(args: argparse.Namespace, ctx: DistContext) -> dict:
@@ -235,11 +290,25 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
     check_checkpoint_flags(args)
     info = resolve_dataset(args.dataset, args.root_path, args.train_list, args.val_list,
                            splits=('val',) if args.evaluate else ('train', 'val'), lmdb=args.lmdb)
-    ckpt = read_checkpoint(args.resume) if args.resume else None
-    name = eval_name(args, ckpt) if args.evaluate else store_name(args)
+    resume, chosen = resume_source(args.resume, os.path.join(args.root_model, store_name(args)))
+    if ctx.is_main and args.resume:
+        print(f'=> {chosen}', flush=True)
+    ckpt = read_checkpoint(resume) if resume else None
+    name = eval_name(args, ckpt) if args.evaluate else train_name(args, ckpt)
     log_dir = os.path.join(args.root_log, name)
     ckpt_dir = os.path.join(args.root_model, name)
+    # the same run goes on: its log is cut back to where the checkpoint was written
+    continuing = ckpt is not None and ckpt.get('store_name') == name
+    lock = None if args.evaluate else lock_run_folder(ckpt_dir, ctx)
+    try:
+        return build_and_run(args, ctx, info, ckpt, resume, name, log_dir, ckpt_dir, continuing)
+    finally:
+        if lock is not None:
+            lock.release()
 
+
+def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict | None, resume: str, name: str,
+              log_dir: str, ckpt_dir: str, continuing: bool) -> dict:
     options = model_options(args, info.num_class)
     model = PAN(**options, pretrain=args.pretrain, print_spec=ctx.is_main)
     if args.tune_from:
@@ -252,7 +321,8 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
                 std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing,
                 lmdb_path=lmdb_location(info, args.lmdb))
     # evaluation reads the val list alone
-    train_set = None if args.evaluate else build_clip_dataset(info, str(info.train_list), 'train', **data)
+    train_set = None if args.evaluate else \
+        SeededSamples(build_clip_dataset(info, str(info.train_list), 'train', **data), args.seed)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)
     args.input_mean, args.input_std = model.input_mean, model.input_std
 
@@ -267,70 +337,108 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
     scaler = torch.amp.GradScaler(ctx.device.type) if needs_scaler else None
 
     best_prec1 = 0.0
-    start_epoch = args.start_epoch
     if ckpt is not None:
-        load_pan_weights(model, ckpt, source=args.resume)
+        load_pan_weights(model, ckpt, source=resume)
         if 'optimizer' in ckpt and ckpt['optimizer']:
             optimizer.load_state_dict(ckpt['optimizer'])
         if scaler is not None and ckpt.get('scaler'):
             scaler.load_state_dict(ckpt['scaler'])
-        start_epoch = int(ckpt.get('epoch', 0))
         best_prec1 = float(ckpt.get('best_prec1', 0.0))
-        if ckpt.get('rng'):
-            set_rng_state(ckpt['rng'])
-        if ctx.is_main:
-            print(f"=> resumed {args.resume} at epoch {start_epoch} (best Prec@1 {best_prec1:.3f})")
 
     per_process = args.batch_size // ctx.world_size
     val_loader = make_loader(val_set, per_process, args.workers, ShardSampler(len(val_set), ctx.rank, ctx.world_size),
                              ctx.device, train=False)
     if args.evaluate:
+        start_epoch = int(ckpt.get('epoch', 0)) if ckpt else args.start_epoch
         return evaluate_only(model, val_loader, start_epoch, args, ctx, log_dir, info, amp_dtype, per_process)
     net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None) \
         if ctx.distributed else model
-    train_sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                       seed=args.seed, drop_last=True)
+    train_sampler = ResumableSampler(train_set, per_process, ctx.world_size, ctx.rank, args.seed)
+    steps = train_sampler.batches_per_epoch
     train_loader = make_loader(train_set, per_process, args.workers, train_sampler, ctx.device, train=True)
-    if len(train_loader) == 0:
+    if steps == 0:
         raise InputError(f'--batch-size {args.batch_size}: {len(train_set)} training videos make no full batch '
                          f'of {per_process} per process: lower --batch-size')
 
-    logger = RunLogger(log_dir, enabled=ctx.is_main, resume=bool(args.resume))
+    start_epoch, start_batch, pending_validation = args.start_epoch, 0, False
+    if ckpt is not None:
+        start_epoch, start_batch = resume_position(ckpt, steps, args.batch_size, args.seed, ctx)
+        pending_validation = bool(ckpt.get('pending_validation')) and not start_batch
+        if ctx.is_main:
+            print(f'=> resumed {resume} at {describe(start_epoch, start_batch, steps)} '
+                  f'(best Prec@1 {best_prec1:.3f})', flush=True)
+
+    logger = RunLogger(log_dir, enabled=ctx.is_main, resume=ckpt is not None,
+                       position=(ckpt or {}).get('records') if continuing else None)
     logger.write_args(str(args))
+    checkpoints = RunCheckpoints(ckpt_dir, ctx, {'arch': args.arch, 'args': vars(args), 'model_options': options,
+                                                 'dataset': args.dataset, 'store_name': name})
+    if continuing:
+        checkpoints.republish_best(ckpt, resume)
     if ctx.is_main:
         print(f'=> run {name}: {len(train_set)} train / {len(val_set)} val videos, {ctx.world_size} process(es) '
               f'on {ctx.device}, batch {args.batch_size} ({per_process} per process)', flush=True)
+    last: dict = {}
+
+    def save(epoch: int, batch: int, lr: float, **extra) -> None:
+        checkpoints.save(model, optimizer, scaler, epoch, batch, best_prec1, logger.position(), lr, steps=steps,
+                         **extra)
+
+    def validate_epoch(epoch: int, lr: float) -> None:
+        """Validate the trained ``epoch`` and write the checkpoint that records the result."""
+        nonlocal best_prec1, last
+        last = guard_workers(lambda: validate(model, val_loader, epoch, args, ctx, logger, amp_dtype), checkpoints)
+        is_best = last['top1'] > best_prec1
+        best_prec1 = max(best_prec1, last['top1'])
+        logger.scalars({'loss/test': last['loss'], 'acc/test_top1': last['top1'],
+                        'acc/test_top5': last['top5'], 'acc/test_top1_best': best_prec1}, epoch)
+        logger.line(f'Best Prec@1: {best_prec1:.3f}')
+        if ctx.is_main:
+            print(f'Best Prec@1: {best_prec1:.3f}', flush=True)
+        save(epoch + 1, 0, lr, is_best=is_best)
+
     try:
-        last = {}
+        if pending_validation:  # killed after the epoch's checkpoint, before its validation ended
+            validate_epoch(start_epoch - 1, float(ckpt.get('lr') or args.lr))
         for epoch in range(start_epoch, args.epochs):
-            # Reseeding per epoch makes a resumed run draw the same data and dropout as an unbroken one.
-            seed_everything(args.seed + 1000 * epoch + ctx.rank)
-            train_sampler.set_epoch(epoch)
+            first = start_batch if epoch == start_epoch else 0
+            if not first:
+                # Reseeding per epoch makes a resumed run draw the same dropout as an unbroken one;
+                # mid-epoch, the checkpoint's RNG states were restored instead.
+                seed_everything(args.seed + 1000 * epoch + ctx.rank)
+            train_set.set_epoch(epoch)
+            train_sampler.set_epoch(epoch, first)
             lr = adjust_learning_rate(optimizer, epoch, args.lr, args.lr_type, args.lr_steps, args.epochs,
                                       args.weight_decay)
-            train = train_one_epoch(net, train_loader, optimizer, scaler, epoch, lr, args, ctx, logger, amp_dtype)
+            resumed_meters = ckpt.get('meters') if (first and ckpt is not None) else None
+            train = guard_workers(lambda: train_one_epoch(
+                net, train_loader, optimizer, scaler, epoch, lr, args, ctx, logger, amp_dtype, steps, first,
+                resumed_meters, lambda batch, meters: save(epoch, batch, lr, meters=meters)), checkpoints)
             logger.scalars({'loss/train': train['loss'], 'acc/train_top1': train['top1'],
                             'acc/train_top5': train['top5'], 'lr': lr}, epoch)
-            is_best = False
-            if (epoch + 1) % args.eval_freq == 0 or epoch + 1 == args.epochs:
-                last = validate(model, val_loader, epoch, args, ctx, logger, amp_dtype)
-                is_best = last['top1'] > best_prec1
-                best_prec1 = max(best_prec1, last['top1'])
-                logger.scalars({'loss/test': last['loss'], 'acc/test_top1': last['top1'],
-                                'acc/test_top5': last['top5'], 'acc/test_top1_best': best_prec1}, epoch)
-                logger.line(f'Best Prec@1: {best_prec1:.3f}')
-                if ctx.is_main:
-                    print(f'Best Prec@1: {best_prec1:.3f}', flush=True)
-            if ctx.is_main:
-                save_run({'epoch': epoch + 1, 'arch': args.arch,
-                          'state_dict': {'module.' + k: v for k, v in model.state_dict().items()},
-                          'optimizer': optimizer.state_dict(), 'best_prec1': best_prec1,
-                          'scaler': scaler.state_dict() if scaler is not None else None,
-                          'rng': rng_state(), 'args': vars(args), 'model_options': options,
-                          'dataset': args.dataset, 'store_name': name}, ckpt_dir, is_best)
+            # written before validation: a failure there never loses the epoch's training
+            validate_now = (epoch + 1) % args.eval_freq == 0 or epoch + 1 == args.epochs
+            save(epoch + 1, 0, lr, pending_validation=validate_now)
+            if validate_now:
+                validate_epoch(epoch, lr)
         return {**last, 'best_prec1': best_prec1, 'store_name': name}
     finally:
         logger.close()
+
+
+def guard_workers(work: Callable[[], dict], checkpoints: RunCheckpoints) -> dict:
+    """``work()``, with a DataLoader worker that died (killed, out of memory) reported as
+    :class:`DataWorkerDiedError` naming the checkpoint to continue from."""
+    try:
+        return work()
+    except RuntimeError as err:
+        if not WORKER_DIED.search(str(err)):
+            raise
+        where = f'{checkpoints.path} ({checkpoints.last})' if checkpoints.last else \
+            f'{checkpoints.path} as it was before this run' if os.path.exists(checkpoints.path) else None
+        kept = f'the last checkpoint, {where}, is intact: continue with --resume auto' if where else \
+            'no checkpoint was written yet: start the run again'
+        raise DataWorkerDiedError(f'a data-loading worker died: {err}; {kept}') from err
 
 
 def evaluate_only(model, val_loader, epoch: int, args, ctx: DistContext, log_dir: str, info, amp_dtype,
@@ -359,11 +467,13 @@ def main(argv: list[str] | None = None) -> None:
               f'torchrun --nproc_per_node={len(args.gpus)} main.py ...', file=sys.stderr)
     try:
         run(args, ctx)
-    except NonFiniteLossError as err:
+    except RunStopped as err:
         if args.debug:
             raise
-        if ctx.is_main:  # every process met the same (all-reduced) loss
-            print(f'error: {err}', file=sys.stderr, flush=True)
+        # every process met the same (all-reduced) loss; a worker dies in one process's share
+        if ctx.is_main or isinstance(err, DataWorkerDiedError):
+            tag = f'(rank {ctx.rank}) ' if ctx.rank else ''
+            print(f'error: {tag}{err}', file=sys.stderr, flush=True)
         else:
             time.sleep(QUIET_RANK_GRACE_S)  # torchrun stops the others when one exits: let rank 0 print
         sys.exit(1)

@@ -106,7 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--eval-freq', '-ef', default=5, type=int, help='validate every N epochs (and after the last)')
     g.add_argument('-j', '--workers', default=8, type=int, help='data loading workers per process')
     g.add_argument('--resume', default='', type=str,
-                   help='checkpoint to resume from: its weights, optimizer, epoch and best Prec@1 (default: none)')
+                   help="checkpoint to resume from: its weights, optimizer, position (epoch, and batch for a "
+                        "mid-epoch checkpoint), RNG states and best Prec@1; the run goes on in the checkpoint's "
+                        "own run folder (logs appended, best checkpoint kept) unless --store_name names another. "
+                        "'auto': this run's own checkpoint/<run name>/ckpt.pth.tar when it exists, else start "
+                        'fresh (default: none)')
+    g.add_argument('--save_steps', default=0, type=int,
+                   help='also write the run\'s ckpt.pth.tar every N optimizer steps, mid-epoch (0: at the end '
+                        'of each epoch only)')
     g.add_argument('-e', '--evaluate', dest='evaluate', action='store_true',
                    help='evaluate the model of --resume on the val list only; trains and saves nothing, '
                         'and logs to --root_log/<run name>_eval/log.csv: the run name of --store_name, else '
@@ -135,6 +142,7 @@ def check_train_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     for flag, value, least in (('--num_segments', args.num_segments, 1), ('--batch-size', args.batch_size, 1),
                                ('--iter-size', args.iter_size, 1), ('--print-freq', args.print_freq, 1),
                                ('--eval-freq', args.eval_freq, 1), ('--workers', args.workers, 0),
+                               ('--save_steps', args.save_steps, 0),
                                ('--shift_div', args.shift_div, 1), ('--input_size', args.input_size, 1)):
         if value < least:
             parser.error(f'{flag} {value}: must be {least} or more')

@@ -8,7 +8,6 @@ bare state_dict, with or without that prefix.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 from ops.errors import InputError
 from ops.models import PAN
 from ops.naming import parse_run_name
+from ops.safe_files import write_atomically
 
 MODULE_PREFIX = 'module.'
 
@@ -81,21 +81,10 @@ def load_pan_weights(model: nn.Module, checkpoint: str | dict, source: str | Non
 
 
 def save_checkpoint(state: dict[str, Any], path: str) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, flushed to
-    disk, then renamed, so a crash at any moment leaves the previous file whole."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``state`` to ``path`` atomically (:func:`ops.safe_files.write_atomically`): a crash at
+    any moment leaves the previous file whole; a full disk raises CheckpointWriteError naming the
+    file and the cause. The file gets the user's usual permissions (umask)."""
+    write_atomically(path, lambda f: torch.save(state, f))
 
 
 def _align_shift_keys(state: dict, own: dict) -> dict:

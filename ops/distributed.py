@@ -1,7 +1,8 @@
 """Process-group set-up for torchrun (DistributedDataParallel) and the single-process fallback.
 
-``torchrun --nproc_per_node=N main.py ...`` sets RANK / WORLD_SIZE / LOCAL_RANK; without them the
-run is one process on one device. NCCL is used on GPUs, gloo on the CPU.
+``torchrun --nproc_per_node=N main.py ...`` sets RANK / WORLD_SIZE / LOCAL_RANK (and MASTER_ADDR /
+MASTER_PORT, TORCHELASTIC_RESTART_COUNT); without them the run is one process on one device. NCCL is
+used on GPUs, gloo on the CPU.
 """
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ def setup_distributed(gpus: list[int] | None = None) -> DistContext:
     if device.type == 'cuda':
         torch.cuda.set_device(device)
     backend = 'nccl' if device.type == 'cuda' else 'gloo'
-    dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
-                            device_id=device if device.type == 'cuda' else None)
+    # torchrun keeps one store over the restarts of a job: without a prefix per attempt, restarted
+    # workers read the addresses the killed ones left there and fail to connect
+    store, _, _ = next(dist.rendezvous('env://', rank=rank, world_size=world_size))
+    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f'pan/attempt{attempt}/', store), rank=rank,
+                            world_size=world_size, device_id=device if device.type == 'cuda' else None)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 

@@ -7,7 +7,9 @@ source "$(dirname "$0")/synthetic/common.sh"
 start=$(date +%s)
 # batch 8 for 12 epochs: twice the updates of batch 16 for the same compute, ~97% by epoch 9
 "$PY" main.py synthetic Lite "${RECIPE[@]}" -b 8 --epochs 12 --eval-freq 3 --suffix quickstart "$@"
-ckpt=$(ls -t checkpoint/PAN_Lite_synthetic_*quickstart*/ckpt.best.pth.tar | head -n 1)
+# the run just trained wrote the newest ckpt.pth.tar (a resumed run keeps its own folder and name)
+run_dir=$(dirname "$(ls -t checkpoint/*/ckpt.pth.tar | head -n 1)")
+ckpt="$run_dir/ckpt.best.pth.tar"
 echo "=> testing $ckpt on the validation videos"
 "$PY" test_models.py synthetic --weights="$ckpt" --test_segments=4 --input_size 64 --root_path "$DATA" \
     -j 2 --batch_size 8 --save_scores test_results/quickstart_Lite.npz

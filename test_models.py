@@ -7,7 +7,9 @@ r"""Test PAN checkpoints with multi-view testing, alone or as the Full / En ense
 
 One branch per checkpoint. Each branch's scores are averaged over its views (crops x clips),
 then the branches are averaged, weighted by --coeff. Two branches are reported as Full, three as
-En. Runs on CUDA when present (every GPU, or those of --gpus), else on the CPU.
+En. Runs on CUDA when present (every GPU, or those of --gpus), else on the CPU: there in bf16
+autocast and channels-last where the CPU has AMX or AVX-512 BF16, else in fp32 (--amp / --no_amp,
+--channels_last / --no_channels_last override it; ops/precision.py).
 
 A mistake in the input (a missing or unreadable checkpoint or list, a malformed list line, a
 checkpoint that does not fit, options that contradict each other) prints 'error: ...' and exits

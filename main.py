@@ -38,6 +38,7 @@ from ops.image_io import FrameReadError
 from ops.models import PAN
 from ops.naming import run_name
 from ops.optim import adjust_learning_rate, build_optimizer
+from ops.precision import amp_settings, autocast
 from ops.resumable import ResumableSampler, SeededSamples, restore_rng_state
 from ops.run_logger import RunLogger
 from ops.run_state import AUTO, RunCheckpoints, describe, lock_run_folder, resume_source
@@ -101,21 +102,6 @@ def model_options(args: argparse.Namespace, num_class: int) -> dict:
                 shift_div=args.shift_div, shift_place=args.shift_place,
                 fc_lr5=not (args.tune_from and args.dataset in args.tune_from), temporal_pool=args.temporal_pool,
                 non_local=args.non_local, data_length=args.data_length, has_VAP=args.VAP)
-
-
-def amp_settings(enabled: bool, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype, whether a grad scaler is needed): bf16 where supported, else fp16 + scaler."""
-    if not enabled:
-        return None, False
-    if device.type == 'cuda':
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16, False
-        return torch.float16, True
-    return torch.bfloat16, False  # CPU autocast runs bf16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool) -> DataLoader:

@@ -81,7 +81,8 @@ def test_top5_equals_the_model(tmp_path, synthetic_root, seven, capsys, source):
     else:
         video = str(folder_to_mp4(folder, tmp_path / 'clip.mp4'))
         expected = expected_probs(seven['model'], tmp_path, 'clip.mp4 0 0', '', tmp_path)
-    result = demo.main([video, '--weights', seven['path'], '--categories', seven['categories'], '--cpu'])
+    result = demo.main([video, '--weights', seven['path'], '--categories', seven['categories'], '--cpu',
+                        '--no_amp'])  # fp32 pinned: compared with the fp32 model below
     out = capsys.readouterr().out
     top = printed(out)
     assert len(top) == 5
@@ -94,7 +95,20 @@ def test_top5_equals_the_model(tmp_path, synthetic_root, seven, capsys, source):
     assert torch.allclose(result['probs'], expected, atol=1e-6)
     assert expected.max() - expected.min() > 0.05  # the weights do tell the classes apart
     assert '2 segments x 4 frames' in out and 'on cpu' in out
+    assert '=> precision fp32 (--no_amp), layout default' in out
     assert re.search(r'time: load model [\d.]+ s, .* total [\d.]+ s', out)
+
+
+def test_amp_gives_the_fp32_classes(synthetic_root, seven, capsys):
+    """bf16 autocast and channels-last: the fp32 run's top-5 classes, probabilities within 1e-2."""
+    video = str(synthetic_video(synthetic_root))
+    common = [video, '--weights', seven['path'], '--categories', seven['categories'], '--cpu']
+    fp32 = demo.main([*common, '--no_amp'])
+    bf16 = demo.main([*common, '--amp'])
+    assert re.search(r'=> precision bf16 \(autocast; --amp.*\), layout channels_last', capsys.readouterr().out)
+    assert bf16['precision'].channels_last and bf16['precision'].dtype == torch.bfloat16
+    assert [i for i, _, _ in bf16['top']] == [i for i, _, _ in fp32['top']]
+    assert (bf16['probs'] - fp32['probs']).abs().max() <= 1e-2
 
 
 def test_released_file_name_and_dataset_categories(tmp_path, synthetic_root):

@@ -236,7 +236,7 @@ def test_test_models_scores_equal_with_and_without_lmdb(synthetic_root, lmdb_roo
     torch.save({'epoch': 80, 'arch': 'resnet18', 'state_dict': {'module.' + k: v for k, v in weights.items()}}, ckpt)
     monkeypatch.chdir(tmp_path)
     common = ['synthetic', f'--weights={ckpt}', '--test_segments=2', '--test_crops', '1', '--input_size', '32',
-              '-j', '0', '--batch_size', '3', '--twice_sample', '--no_confusion_png']
+              '-j', '0', '--batch_size', '3', '--twice_sample', '--no_confusion_png', '--no_amp']
     test_models.main([*common, '--root_path', str(synthetic_root), '--save_scores', 'folders.npz'])
     test_models.main([*common, '--root_path', str(lmdb_root), '--lmdb', '--save_scores', 'lmdb.npz'])
     folders, packed = np.load(tmp_path / 'folders.npz'), np.load(tmp_path / 'lmdb.npz')

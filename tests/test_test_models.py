@@ -16,7 +16,8 @@ from reference_fill import fill_state_dict
 
 TRAIN = ['--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2', '--input_size', '32', '-b', '4',
          '--lr', '0.01', '-j', '0', '--epochs', '1']
-TEST = ['--test_crops', '1', '--input_size', '32', '-j', '0', '--batch_size', '3']
+# fp32 pinned: these tests compare scores to fp32 computations (the default is bf16 on a CPU with bf16)
+TEST = ['--test_crops', '1', '--input_size', '32', '-j', '0', '--batch_size', '3', '--no_amp']
 
 
 def prec1(stdout: str) -> float:
@@ -79,6 +80,22 @@ def test_single_branch_reports(tmp_path, synthetic_root, trained, views, extra):
     assert all(ln.split(';')[1] in categories for ln in lines)
     image = Image.open(tmp_path / 'out' / 'lite_confusion.png')
     assert image.size[0] > 80 and image.size[1] > 80
+
+
+def test_amp_gives_the_fp32_accuracy(tmp_path, synthetic_root, trained):
+    """--amp (bf16 autocast, channels-last) on a checkpoint of main.py: every validation video gets
+    the fp32 prediction, so the same Prec@1, and the line says which precision ran."""
+    common = ['synthetic', f'--weights={trained["Lite"]}', '--test_segments=2', *TEST, '--root_path',
+              str(synthetic_root), '--no_confusion_png']
+    fp32 = run_entry('test_models.py', tmp_path, *common, '--save_scores', 'fp32.npz').stdout
+    bf16 = run_entry('test_models.py', tmp_path, *common, '--amp', '--channels_last', '--save_scores',
+                     'bf16.npz').stdout
+    assert '=> precision fp32 (--no_amp), layout default' in fp32
+    assert re.search(r'=> precision bf16 \(autocast; --amp.*\), layout channels_last', bf16)
+    low, ref = np.load(tmp_path / 'bf16.npz')['scores'], np.load(tmp_path / 'fp32.npz')['scores']
+    assert np.array_equal(low.argmax(1), ref.argmax(1))
+    assert np.abs(low - ref).max() <= 1e-2 * np.abs(ref).max()
+    assert prec1(bf16) == prec1(fp32)
 
 
 def test_full_and_en_average_branches(tmp_path, synthetic_root, trained):

@@ -1,11 +1,14 @@
 """The FLOPs counter agrees with the paper; the PA benchmark runs and prints its table."""
+import os
 import re
 import subprocess
 import sys
 
 
 def run_tool(repo_root, *args):
-    result = subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, *args], cwd=repo_root, capture_output=True, text=True, timeout=300,
+                            env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -38,17 +41,28 @@ def test_benchmark_pa_runs(repo_root):
     out = run_tool(repo_root, 'tools/benchmark_pa.py', '--clips', '1', '--segments', '2', '--size', '32',
                    '--repeats', '1', '--flow_pairs', '2')
     assert 'PA, this project (CPU)' in out and 'release loop formulation (CPU)' in out
-    diff = float(re.search(r'max \|PA - loop formulation\| = ([\d.e+-]+)', out)[1])
-    assert diff <= 1e-4
+    assert re.search(r'; .* \(AMX (yes|no), AVX-512 BF16 (yes|no)\), 1 CPU threads', out)
+    rows = {tuple(m[:2]): float(m[2]) for m in re.findall(r'\[CPU\] (\w+) (\w+): max \|PA - loop formulation\| '
+                                                         r'= [\d.e+-]+ \(([\d.e+-]+) of the largest', out)}
+    assert set(rows) == {('fp32', 'default'), ('fp32', 'channels_last'), ('bf16', 'default'),
+                         ('bf16', 'channels_last')}
+    assert rows[('fp32', 'default')] <= 1e-5 and rows[('bf16', 'channels_last')] <= 2e-2
     assert re.search(r'PA \(CPU\) vs loop formulation \(CPU\): [\d.]+x', out)
 
 
 def test_benchmark_train_runs(repo_root):
-    out = run_tool(repo_root, 'tools/benchmark_train.py', '--arch', 'mobilenetv2', '--modalities', 'Lite', 'PA',
-                   '--size', '32', '--batch', '2', '--segments', '2', '--iters', '1', '--warmup', '0')
+    out = run_tool(repo_root, 'tools/benchmark_train.py', '--arch', 'mobilenetv2', '--modalities', 'Lite',
+                   '--size', '32', '--batch', '2', '--infer_batch', '1', '--segments', '2', '--iters', '1',
+                   '--warmup', '0')
+    assert '2 per training step, 1 per inference pass' in out
+    assert re.search(r'\(AMX (yes|no), AVX-512 BF16 (yes|no)\), 1 threads', out)
+    assert re.search(r"the tools' default here precision (fp32|bf16) ", out)
     rows = [ln.split() for ln in out.splitlines() if ln.startswith('mobilenetv2')]
-    assert len(rows) == 2 * 2  # modalities x layouts (no CUDA here: no amp rows)
-    assert {r[2] for r in rows} == {'default', 'channels_last'}
+    # fp32, fp32 + channels-last, bf16, bf16 + channels-last, side by side
+    assert [(r[2], r[3]) for r in rows] == [('fp32', 'default'), ('fp32', 'channels_last'), ('bf16', 'default'),
+                                            ('bf16', 'channels_last')]
+    assert rows[0][5] == rows[0][7] == '1.00x'
     for row in rows:
-        train, infer, peak = map(float, row[-3:])
+        train, infer, peak = float(row[4]), float(row[6]), float(row[8])
         assert train > 0 and infer > 0 and peak > 0
+

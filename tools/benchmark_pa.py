@@ -2,16 +2,22 @@
 formulation, and of OpenCV's Farneback and TV-L1 optical flow, on the same 224x224 frames.
 
     python tools/benchmark_pa.py [--clips 4] [--segments 8] [--size 224] [--repeats 5]
+                                 [--amp | --no_amp] [--channels_last | --no_channels_last]
 
 The loop formulation is the released PA's algorithm (convolve every frame, then one
 PairwiseDistance-style reduction per adjacent frame pair in a Python loop, concatenated), with
 the distance taken over the 8 channels as the paper defines it; it is written out below as the
 baseline. TV-L1 needs ``pip install -r requirements-flow.txt`` (opencv-contrib) and is skipped
-with a note otherwise. Runs on the CPU, and also on the GPU when CUDA is present.
+with a note otherwise. This project's PA runs in fp32 and under autocast (bf16 on the CPU), each
+in the default layout and channels-last (``--amp`` / ``--no_amp``, ``--channels_last`` /
+``--no_channels_last`` keep one side), with each row's largest difference from the loop
+formulation in fp32, relative to the largest PA value. Runs on the CPU, and also on the GPU when
+CUDA is present; the header names the processor and whether it has AMX / AVX-512 BF16.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from typing import Callable
 
@@ -22,6 +28,7 @@ import torch.nn.functional as F
 from ops.cli import new_parser
 from ops.PAN_modules import PA
 from ops.modalities import DEFAULT_DATA_LENGTH
+from ops.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
 
 
 def loop_pa(frames: torch.Tensor, conv: torch.nn.Conv2d, n_length: int) -> torch.Tensor:
@@ -95,20 +102,34 @@ def bench_flow(grey: list[np.ndarray], pairs: int, method: str) -> float | None:
     return pairs / (time.perf_counter() - start)
 
 
-def bench_pa(frames: torch.Tensor, n_length: int, repeats: int, device: torch.device) -> dict:
-    """fps of this PA and of the loop formulation with the same weights and input, and their max diff."""
+def bench_pa(frames: torch.Tensor, n_length: int, repeats: int, device: torch.device,
+             settings: list[tuple[bool, bool]]) -> dict:
+    """fps of the loop formulation (fp32) and of this PA in each (autocast, channels-last) of
+    ``settings``, with the same weights and input; each row's max difference from the loop's
+    output relative to its largest value."""
     module = PA(n_length).to(device).eval()
     with torch.no_grad():
         module.shallow_conv.weight.normal_(0, 0.05)
         module.shallow_conv.bias.normal_(0, 0.1)
     x = frames.to(device)
-    with torch.no_grad():
-        ours = module(x)
-        ref = loop_pa(x, module.shallow_conv, n_length)
-        t_ours = time_per_call(lambda: module(x), repeats, device)
-        t_loop = time_per_call(lambda: loop_pa(x, module.shallow_conv, n_length), repeats, device)
     n = x.size(0)
-    return {'pa_fps': n / t_ours, 'loop_fps': n / t_loop, 'max_diff': (ours - ref).abs().max().item()}
+    rows = []
+    with torch.no_grad():
+        ref = loop_pa(x, module.shallow_conv, n_length)
+        t_loop = time_per_call(lambda: loop_pa(x, module.shallow_conv, n_length), repeats, device)
+        for amp, channels_last in settings:
+            precision = resolve_precision(amp, channels_last, device)
+            pa = precision.apply(copy.deepcopy(module))
+            xs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+            def call(pa=pa, xs=xs, precision=precision):
+                with precision.autocast():
+                    return pa(xs)
+            diff = (call().float() - ref).abs().max().item()
+            rows.append({'precision': precision.name, 'layout': precision.layout,
+                         'fps': n / time_per_call(call, repeats, device), 'max_diff': diff,
+                         'rel_diff': diff / ref.abs().max().item()})
+    return {'loop_fps': n / t_loop, 'rows': rows}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per figure (the median is reported)')
     parser.add_argument('--flow_pairs', type=int, default=8, help='frame pairs timed for each optical flow')
     parser.add_argument('--no_flow', action='store_true', help='skip the optical-flow baselines')
+    add_precision_flags(parser)
     return parser
 
 
@@ -128,16 +150,24 @@ def main(argv: list[str] | None = None) -> None:
 
     frames = random_clips(args.clips, args.segments, args.n_length, args.size)
     print(f'{frames.size(0)} frames of {args.size}x{args.size} ({args.clips} clips x {args.segments} segments x '
-          f'{args.n_length} frames); torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
+          f'{args.n_length} frames); torch {torch.__version__}; {read_cpu_info().summary()}, '
+          f'{torch.get_num_threads()} CPU threads')
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
-    rows = []
+    settings = precision_grid(args.amp, args.channels_last)
+    rows = []  # (method, precision, layout, frames/s, max diff from the loop relative to its max)
+    pa_fps = {}  # device name -> frames/s of this PA's first row
     for device in devices:
         name = torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'
-        r = bench_pa(frames, args.n_length, args.repeats, device)
-        rows.append((f'PA, this project ({name})', r['pa_fps']))
-        rows.append((f'PA, release loop formulation ({name})', r['loop_fps']))
-        print(f'[{name}] max |PA - loop formulation| = {r["max_diff"]:.2e}; '
-              f'speed-up over the loop formulation: {r["pa_fps"] / r["loop_fps"]:.2f}x')
+        r = bench_pa(frames, args.n_length, args.repeats, device, settings)
+        for row in r['rows']:
+            rows.append((f'PA, this project ({name})', row['precision'], row['layout'], row['fps'],
+                         f"{row['rel_diff']:.1e}"))
+            print(f"[{name}] {row['precision']} {row['layout']}: max |PA - loop formulation| = "
+                  f"{row['max_diff']:.2e} ({row['rel_diff']:.1e} of the largest PA value)")
+        rows.append((f'PA, release loop formulation ({name})', 'fp32', 'default', r['loop_fps'], ''))
+        pa_fps[name] = r['rows'][0]['fps']
+        print(f'[{name}] speed-up of PA ({r["rows"][0]["precision"]}, {r["rows"][0]["layout"]}) over the loop '
+              f'formulation: {pa_fps[name] / r["loop_fps"]:.2f}x')
     flows = {}
     if not args.no_flow:
         grey = to_gray_uint8(frames)
@@ -148,19 +178,19 @@ def main(argv: list[str] | None = None) -> None:
                       ' pip install -r requirements-flow.txt)')
                 continue
             flows[method] = fps
-            rows.append((label, fps))
+            rows.append((label, 'fp32', '-', fps, ''))
     width = max(len(r[0]) for r in rows) + 2
-    print(f"\n{'method':<{width}}{'frames/s':>12}")
-    for label, fps in rows:
-        print(f'{label:<{width}}{fps:>12.1f}')
-    cpu_pa = rows[0][1]
-    print(f'\nPA (CPU) vs loop formulation (CPU): {cpu_pa / rows[1][1]:.2f}x')
+    print(f"\n{'method':<{width}}{'precision':<11}{'layout':<15}{'frames/s':>10}{'rel. diff':>11}")
+    for label, prec, layout, fps, diff in rows:
+        print(f'{label:<{width}}{prec:<11}{layout:<15}{fps:>10.1f}{diff:>11}')
+    loop_cpu = next(r[3] for r in rows if r[0] == 'PA, release loop formulation (CPU)')
+    print(f"\nPA (CPU) vs loop formulation (CPU): {pa_fps['CPU'] / loop_cpu:.2f}x")
     for method, fps in flows.items():
-        print(f'PA (CPU) vs {method} (CPU): {cpu_pa / fps:.0f}x')
-    if len(devices) > 1:
-        gpu_pa = rows[2][1]
-        for method, fps in flows.items():
-            print(f'PA (GPU) vs {method} (CPU): {gpu_pa / fps:.0f}x')
+        print(f"PA (CPU) vs {method} (CPU): {pa_fps['CPU'] / fps:.0f}x")
+    for name, fps_gpu in pa_fps.items():
+        if name != 'CPU':
+            for method, fps in flows.items():
+                print(f'PA (GPU) vs {method} (CPU): {fps_gpu / fps:.0f}x')
 
 
 if __name__ == '__main__':

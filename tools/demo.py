@@ -2,6 +2,7 @@
 
     python tools/demo.py --weights CHECKPOINT VIDEO_FILE_OR_FRAME_FOLDER
         [--categories category.txt] [--root_path DATA] [--num_segments N] [--input_size S] [--top 5] [--cpu]
+        [--amp | --no_amp] [--channels_last | --no_channels_last]
 
 The model (modality, backbone, shift, head, class count, segments) is rebuilt from the checkpoint
 alone: the options main.py stores in it, else the released file name
@@ -12,7 +13,9 @@ the ``--input_size`` the checkpoint was trained with, else 224), ImageNet normal
 
 Class names come from ``--categories FILE``, else from the ``category.txt`` of the checkpoint's
 dataset under the data root (``--root_path``, ``$PAN_DATA_ROOT``, ``./data``); without either, the
-classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it).
+classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it); on
+the CPU in bf16 and channels-last where it has AMX or AVX-512 BF16, else in fp32 (ops/precision.py;
+``--amp`` / ``--no_amp``, ``--channels_last`` / ``--no_channels_last`` override it).
 
 Output::
 
@@ -38,6 +41,7 @@ from ops.distributed import pick_device
 from ops.frame_source import check_clip_source, sample_clip
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
 from ops.naming import parse_run_name
+from ops.precision import add_precision_flags, resolve_precision
 from ops.transforms import build_val_transform
 from tools._prep_common import exit_with_error
 
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"crop size (None: the checkpoint's, else {DEFAULT_INPUT_SIZE})")
     p.add_argument('--top', type=int, default=5, help='classes to print')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
+    add_precision_flags(p)
     return p
 
 
@@ -102,12 +107,14 @@ def _sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     device = torch.device('cpu') if args.cpu else pick_device()
+    precision = resolve_precision(args.amp, args.channels_last, device)
     start = time.perf_counter()
     try:
         check_clip_source(args.video)
         if not os.path.isfile(args.weights):
             raise FileNotFoundError(f'checkpoint not found: {args.weights}')
         model, options, checkpoint = load_pan_model(args.weights, args.num_segments, device)
+        precision.apply(model)
         names, names_source = class_names(args.categories, checkpoint, args.weights, args.root_path,
                                           options['num_class'])
     except (OSError, ValueError) as err:  # missing file, unreadable or mismatched checkpoint / categories
@@ -127,8 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
     _sync(device)
     read = time.perf_counter()
 
-    with torch.inference_mode():
-        probs = torch.softmax(model(clip).float(), dim=1)[0].cpu()
+    with torch.inference_mode(), precision.autocast():
+        logits = model(clip)
+    probs = torch.softmax(logits.float(), dim=1)[0].cpu()
     _sync(device)
     done = time.perf_counter()
 
@@ -136,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f"{new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
           f'on {device}')
+    print(precision.describe())
     print(f'=> {args.video}: {len(indices)} of {source.num_frames} frames, '
           f'{input_size}x{input_size} crops; classes: {names_source}')
     if source.note:
@@ -147,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = {'model': loaded - start, 'read': read - loaded, 'forward': done - read, 'total': done - start}
     print(f"time: load model {seconds['model']:.3f} s, read + transform {seconds['read']:.3f} s, "
           f"forward {seconds['forward']:.3f} s, total {seconds['total']:.3f} s")
-    return {'top': top, 'probs': probs, 'seconds': seconds, 'indices': indices}
+    return {'top': top, 'probs': probs, 'seconds': seconds, 'indices': indices, 'precision': precision}
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@ paper's README.
 
     python tools/visualize_pa.py VIDEO_FILE_OR_FRAME_FOLDER --out pa.png [--gif pa.gif]
         [--weights CHECKPOINT] [--seed 0] [--num_segments 4] [--data_length 4] [--size 112] [--crop 0]
-        [--cmap gray|jet] [--fps 4]
+        [--cmap gray|jet] [--fps 4] [--amp | --no_amp] [--channels_last | --no_channels_last]
 
 The clip is sampled as validation samples it: the centre of each of ``--num_segments`` segments,
 ``--data_length`` consecutive frames from each. Frames are resized so their short side is
@@ -14,7 +14,9 @@ frames t and t+1.
 
 The PA conv is either a checkpoint's (``--weights``: a PA or Lite checkpoint written by main.py or
 released with the paper; its ``PA.shallow_conv.weight`` / ``.bias``, ``module.`` prefix or not) or
-a fresh one initialised as in training from ``--seed``.
+a fresh one initialised as in training from ``--seed``. PA runs on the CPU, in bf16 where it has
+AMX or AVX-512 BF16, else in fp32, as the models run (ops/precision.py; ``--amp`` / ``--no_amp``
+override it).
 
 Display: each map is min-max normalised on its own to [0, 255] (a constant map is drawn black).
 The absolute scale of PA depends on the conv weights (a fresh conv gives values near 1e-3, a
@@ -40,6 +42,7 @@ from ops.backbone_registry import IMAGENET_MEAN, IMAGENET_STD
 from ops.frame_source import sample_clip
 from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.PAN_modules import PA
+from ops.precision import add_precision_flags, resolve_precision
 from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch
 from tools._prep_common import exit_with_error
 
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--gif', default=None,
                    help='also write an animation of frame / PA map pairs to this GIF (None: no animation)')
     p.add_argument('--fps', type=float, default=4.0, help='GIF frames per second')
+    add_precision_flags(p)
     return p
 
 
@@ -180,7 +184,10 @@ def main(argv: list[str] | None = None) -> dict:
     if frame_source.note:
         print(f'=> {args.video}: {frame_source.note}')
     frames = prepare_frames(raw, args.size, args.crop)
-    maps = pa_maps(frames, pa)
+    precision = resolve_precision(args.amp, args.channels_last, torch.device('cpu'))
+    print(precision.describe())
+    with precision.autocast():
+        maps = pa_maps(frames, precision.apply(pa)).float()
     rgb, shown = pair_tiles(frames, maps, args.cmap)
     for path in (args.out, args.gif):
         if path and os.path.dirname(os.path.abspath(path)):
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.gif:
         save_gif(rgb, shown, args.gif, args.fps)
         print(f'=> {args.gif}: {len(rgb)} frames')
-    return {'frames': frames, 'maps': maps, 'indices': indices, 'pa': pa, 'image': image}
+    return {'frames': frames, 'maps': maps, 'indices': indices, 'pa': pa, 'image': image, 'precision': precision}
 
 
 if __name__ == '__main__':

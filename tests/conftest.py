@@ -57,3 +57,11 @@ def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check:
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The drills' table (tools/drills.py), when this session ran drills."""
+    drills = sys.modules.get('tools.drills')
+    if drills is not None and drills.RECORDED:
+        terminalreporter.section('reliability drills')
+        terminalreporter.write_line(drills.table(drills.RECORDED))

@@ -169,6 +169,13 @@ def test_lr_schedules_and_group_multipliers():
     assert [g['weight_decay'] for g in opt.param_groups] == pytest.approx([5e-4, 0.0])
 
 
+def test_train_scripts_restart_three_times_by_default():
+    result = subprocess.run(['bash', 'scripts/train/sthv1/Lite.sh', '-h'], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, NPROC='1'))
+    assert result.returncode == 0 and 'usage: main.py' in result.stdout
+    assert '--max-restarts=3 main.py something Lite --resume auto' in result.stdout
+
+
 def test_tune_from_and_iter_size(tmp_path, data_root, one_epoch_run):
     result = main_py(tmp_path, data_root, 'PA', *TINY, '--epochs', '1', '-i', '2', '--tune_from',
                      str(one_epoch_run[1]))
@@ -178,9 +185,12 @@ def test_tune_from_and_iter_size(tmp_path, data_root, one_epoch_run):
 
 @pytest.mark.parametrize('script', ['scripts/train/sthv1/Lite.sh', 'scripts/train/sthv2/Full_RGB.sh'])
 def test_train_scripts_pass_arguments_through(tmp_path, script):
+    env = dict(os.environ, MAX_RESTARTS='0', NPROC='1')  # a user's mistake fails the same way on every restart
     result = subprocess.run(['bash', script, '--epochs', '1', '--root_path', str(tmp_path / 'nowhere')],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode != 0
+    assert result.stdout.startswith('+ torchrun --standalone --nproc_per_node=1 --max-restarts=0 main.py ')
+    assert ' --resume auto ' in result.stdout  # before the extra arguments, which win
     assert '--lr 0.01' in result.stdout and result.stdout.rstrip().endswith(f'--epochs 1 --root_path {tmp_path}/nowhere')
     # the extra --root_path reached main.py: it names the files it expected there
     assert str(tmp_path / 'nowhere') in result.stderr and 'tools/gen_label_sth' in result.stderr

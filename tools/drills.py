@@ -36,6 +36,7 @@ MODEL = ['Lite', '--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments'
          '--lr', '0.01', '--eval-freq', '1', '--print-freq', '2', '--epochs', '2', '--save_steps', '3']
 SAVED = re.compile(r'=> saved (\S+) \(epoch (\d+), batch (\d+)')
 TIMING = re.compile(r'\tTime [^\t]*\tData [^\t]*')
+RECORDED: list = []  # every DrillResult this process produced, for the table (tests' summary too)
 
 
 @dataclass
@@ -50,7 +51,7 @@ class DrillResult:
 
     @property
     def passed(self) -> bool:
-        return self.max_weight_diff <= 1e-5 and self.logs_match and self.bad_checkpoints == 0
+        return self.max_weight_diff <= 1e-5 and self.logs_match and self.bad_checkpoints == 0 and not self.notes
 
 
 # ---------------------------------------------------------------- running main.py
@@ -227,10 +228,14 @@ def records_match(broken: Path, whole: Path, notes: list[str]) -> bool:
     return ok
 
 
-def compare(name: str, killed: str, by_itself: bool, broken: Path, whole: Path, notes: list[str]) -> DrillResult:
+def compare(name: str, killed: str, by_itself: bool, broken: Path, whole: Path, notes: list[str],
+            bad_before: int = 0) -> DrillResult:
+    """The drill's result; ``bad_before``: checkpoints that did not load at the kills."""
     diff = max_weight_diff(final_state(broken), final_state(whole))
-    return DrillResult(name, killed, by_itself, diff, records_match(broken, whole, notes), bad_checkpoints(broken),
-                       notes)
+    result = DrillResult(name, killed, by_itself, diff, records_match(broken, whole, notes),
+                         bad_before + bad_checkpoints(broken), notes)
+    RECORDED.append(result)
+    return result
 
 
 # ---------------------------------------------------------------- the drills
@@ -271,9 +276,7 @@ class Drills:
         code, out = run([sys.executable, *args], work)
         if code or 'continuing from' not in out:
             raise RuntimeError(f'resume failed:\n{out[-3000:]}')
-        result = compare('kill one process', killed, False, work, self.reference('one'), [])
-        result.bad_checkpoints += bad
-        return result
+        return compare('kill one process', killed, False, work, self.reference('one'), [], bad)
 
     def kill_random(self, kills: int = 3) -> DrillResult:
         """One process, SIGKILL at ``kills`` random moments (start-up, a step, a checkpoint write,
@@ -298,9 +301,7 @@ class Drills:
         if code:
             raise RuntimeError(f'resume failed:\n{out[-3000:]}')
         killed = f'SIGKILL of main.py at {", ".join(moments)} of a {duration:.0f} s run'
-        result = compare('kill at random moments', killed, False, work, reference, [])
-        result.bad_checkpoints += bad
-        return result
+        return compare('kill at random moments', killed, False, work, reference, [], bad)
 
     def _time_one(self) -> float:
         work = fresh(self.work / 'timing_one')
@@ -330,12 +331,11 @@ class Drills:
         notes = []
         if code == 0 or 'data-loading worker died' not in out or '--resume auto' not in out:
             notes.append('the run did not stop with the worker message')
+        bad = bad_checkpoints(work)
         code, out = run([sys.executable, *args], work)
         if code:
             raise RuntimeError(f'resume failed:\n{out[-3000:]}')
-        result = compare('kill a DataLoader worker', killed, False, work, self.reference('one'), notes)
-        result.logs_match = result.logs_match and not notes
-        return result
+        return compare('kill a DataLoader worker', killed, False, work, self.reference('one'), notes, bad)
 
     def torchrun_restart(self) -> DrillResult:
         """torchrun with 2 processes and --max-restarts=1: SIGKILL of rank 1 after a mid-epoch

@@ -17,7 +17,7 @@ UNSET = (None, False, argparse.SUPPRESS)
 
 
 def test_every_tool_is_checked():
-    assert TOOLS == ['benchmark_data', 'benchmark_pa', 'benchmark_train', 'count_flops', 'demo', 'frames_to_lmdb',
+    assert TOOLS == ['benchmark_data', 'benchmark_pa', 'benchmark_train', 'count_flops', 'demo', 'drills', 'frames_to_lmdb',
                      'gen_label_kinetics', 'gen_label_sthv1', 'gen_label_sthv2', 'gen_synthetic', 'vid2img_kinetics',
                      'vid2img_sthv2', 'visualize_pa']
 

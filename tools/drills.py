@@ -25,11 +25,14 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from ops.cli import new_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ['Lite', '--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2', '--input_size', '32',
@@ -391,15 +394,19 @@ def table(results: list[DrillResult]) -> str:
     return '\n'.join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ops.cli import new_parser
+def build_parser() -> argparse.ArgumentParser:
     p = new_parser(__doc__, prog='tools/drills.py')
     p.add_argument('--only', nargs='+', choices=Drills.ALL, default=list(Drills.ALL), help='drills to run')
-    p.add_argument('--workdir', default=None, help='scratch folder (default: a new temporary folder)')
-    p.add_argument('--seed', type=int, default=int(time.time()) % 10000,
-                   help='seed of the random kill moment (default: from the clock; printed)')
-    args = p.parse_args(argv)
-    import tempfile
+    p.add_argument('--workdir', default=None, help='scratch folder (None: a new temporary folder)')
+    p.add_argument('--seed', type=int, default=None,
+                   help='seed of the random kill moments (None: from the clock; printed either way)')
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.seed is None:
+        args.seed = int(time.time()) % 10000
     work = Path(args.workdir or tempfile.mkdtemp(prefix='pan_drills_'))
     print(f'=> drills in {work} (seed {args.seed}), torch {torch.__version__}, {os.cpu_count()} CPU cores',
           flush=True)

@@ -20,6 +20,7 @@ import re
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -119,9 +120,9 @@ def progress(iterable, ctx: DistContext, desc: str, total: int | None = None, in
 
 
 def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, args, ctx: DistContext,
-                    logger: RunLogger, amp_dtype, steps: int, start: int = 0, meters: dict | None = None,
-                    save_at: Callable[[int, dict], None] | None = None) -> dict:
-    """Batches ``start`` .. ``steps - 1`` of an epoch; returns averaged loss and top-1/top-5 over all
+                    logger: RunLogger, amp_dtype, steps: int | None = None, start: int = 0,
+                    meters: dict | None = None, save_at: Callable[[int, dict], None] | None = None) -> dict:
+    """Batches ``start`` .. ``steps - 1`` of an epoch (``steps`` None: ``len(loader)``); returns averaged loss and top-1/top-5 over all
     processes and the whole epoch (``meters``: the epoch's meters when it resumes mid-way, as
     :func:`meter_state` gave them).
 
@@ -135,6 +136,8 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
     if meters:
         for meter, key in ((losses, 'loss'), (top1, 'top1'), (top5, 'top5')):
             meter.sum, meter.count, meter.val = meters[key]
+    steps = len(loader) if steps is None else steps
+    save_steps = getattr(args, 'save_steps', 0)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     updates_per_epoch = math.ceil(steps / args.iter_size)
@@ -207,8 +210,7 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
         # a mid-epoch checkpoint falls on an optimizer step (no gradient half accumulated); the
         # epoch's last step is left to the end-of-epoch checkpoint
         run_update = epoch * updates_per_epoch + (i + 1) // args.iter_size
-        if (save_at is not None and args.save_steps and update_now and i + 1 < steps
-                and run_update % args.save_steps == 0):
+        if save_at is not None and save_steps and update_now and i + 1 < steps and run_update % save_steps == 0:
             read_window()
             save_at(i + 1, meter_state(losses, top1, top5))
     return {'loss': losses.avg, 'top1': top1.avg, 'top5': top5.avg}
@@ -285,12 +287,7 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
     ckpt_dir = os.path.join(args.root_model, name)
     # the same run goes on: its log is cut back to where the checkpoint was written
     continuing = ckpt is not None and ckpt.get('store_name') == name
-    lock = None if args.evaluate else lock_run_folder(ckpt_dir, ctx)
-    try:
-        return build_and_run(args, ctx, info, ckpt, resume, name, log_dir, ckpt_dir, continuing)
-    finally:
-        if lock is not None:
-            lock.release()
+    return build_and_run(args, ctx, info, ckpt, resume, name, log_dir, ckpt_dir, continuing)
 
 
 def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict | None, resume: str, name: str,
@@ -346,6 +343,43 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         raise InputError(f'--batch-size {args.batch_size}: {len(train_set)} training videos make no full batch '
                          f'of {per_process} per process: lower --batch-size')
 
+    # everything is checked; from here on the run writes into its folder, which it holds alone
+    lock = lock_run_folder(ckpt_dir, ctx)
+    try:
+        parts = Training(net, model, optimizer, scaler, amp_dtype, train_set, val_set, train_sampler, train_loader,
+                         val_loader, steps, per_process, options)
+        return train_loop(args, ctx, parts, ckpt, resume, name, log_dir, ckpt_dir, continuing, best_prec1)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@dataclass
+class Training:
+    """What :func:`build_and_run` assembles for :func:`train_loop`. ``net`` is ``model`` wrapped in
+    DistributedDataParallel under torchrun; ``steps``: batches per epoch and process."""
+    net: torch.nn.Module
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    amp_dtype: torch.dtype | None
+    train_set: SeededSamples
+    val_set: torch.utils.data.Dataset
+    train_sampler: ResumableSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    steps: int
+    per_process: int
+    options: dict
+
+
+def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resume: str, name: str, log_dir: str,
+               ckpt_dir: str, continuing: bool, best_prec1: float) -> dict:
+    """Train from the checkpoint's position (or the start) to --epochs, checkpointing and validating."""
+    net, model, optimizer, scaler, amp_dtype = parts.net, parts.model, parts.optimizer, parts.scaler, parts.amp_dtype
+    train_set, val_set, train_sampler = parts.train_set, parts.val_set, parts.train_sampler
+    train_loader, val_loader, steps, per_process = parts.train_loader, parts.val_loader, parts.steps, parts.per_process
+    options = parts.options
     start_epoch, start_batch, pending_validation = args.start_epoch, 0, False
     if ckpt is not None:
         start_epoch, start_batch = resume_position(ckpt, steps, args.batch_size, args.seed, ctx)

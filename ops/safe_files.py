@@ -12,7 +12,8 @@ import errno
 import glob
 import os
 import shutil
-from typing import BinaryIO, Callable
+from contextlib import contextmanager
+from typing import BinaryIO, Callable, Iterator
 
 TMP_SUFFIX = '.tmp'
 
@@ -60,17 +61,17 @@ def _fail(path: str, err: BaseException) -> CheckpointWriteError:
     return CheckpointWriteError(code, f'cannot write {path}: {reason}; {kept}')
 
 
-def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temporary file and rename it to ``path`` once it is on disk."""
+@contextmanager
+def _replacing(path: str) -> Iterator[str]:
+    """Yield a temporary path beside ``path`` for the body to fill; then rename it over ``path`` and
+    flush the rename. On any failure the temporary file goes and CheckpointWriteError is raised."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = _temp_path(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        if os.path.exists(tmp):  # a killed writer of this pid's name (pids are reused)
+            os.remove(tmp)
+        yield tmp
         os.replace(tmp, path)
         _fsync_folder(folder)
     except BaseException as err:
@@ -81,26 +82,25 @@ def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
         raise _fail(path, err) from err
 
 
+def write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file and rename it to ``path`` once it is on disk."""
+    with _replacing(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def publish_copy(src: str, dst: str) -> None:
     """Make ``dst`` a copy of ``src`` atomically: a hard link where the file system has them (no
     second copy on disk; ``src`` is later replaced by a rename, never rewritten in place), else a
     byte copy."""
-    tmp = _temp_path(dst)
-    try:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with _replacing(dst) as tmp:
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        _fsync_folder(os.path.dirname(os.path.abspath(dst)))
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(err, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise _fail(dst, err) from err
 
 
 def remove_stale_temporaries(folder: str) -> list[str]:

@@ -180,14 +180,14 @@ def test_nan_loss_in_a_run_writes_no_checkpoint(tmp_path, synthetic_root, monkey
         return model
 
     saved = []
-    save_run = main.save_run
+    save = main.RunCheckpoints.save
     monkeypatch.setattr(main, 'PAN', pan_with_nan)
 
-    def recording_save_run(state, *rest):
-        saved.append(state['epoch'])
-        save_run(state, *rest)
+    def recording_save(self, model, optimizer, scaler, epoch, *rest, **kwargs):
+        saved.append(epoch)
+        save(self, model, optimizer, scaler, epoch, *rest, **kwargs)
 
-    monkeypatch.setattr(main, 'save_run', recording_save_run)
+    monkeypatch.setattr(main.RunCheckpoints, 'save', recording_save)
     args = parse_args(['synthetic', 'RGB', '--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2',
                        '--input_size', '32', '-b', '4', '-j', '0', '--epochs', '3', '--print-freq', '100',
                        '--root_path', str(synthetic_root), '--root_log', str(tmp_path / 'log'),

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tensorboardX.proto import event_pb2
 
+from ops.checkpoint import read_checkpoint
 from ops.cli import new_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +64,7 @@ class DrillResult:
 def make_dataset(root: Path) -> Path:
     """The drills' data: 16 training and 8 validation videos of 8 frames, 32x32."""
     if not (root / 'synthetic' / 'train_videofolder.txt').exists():
-        subprocess.run([sys.executable, str(ROOT / 'tools' / 'gen_synthetic.py'), '--root_path', str(root),
+        subprocess.run_command([sys.executable, str(ROOT / 'tools' / 'gen_synthetic.py'), '--root_path', str(root),
                         '--num_videos', '16', '--num_val', '8', '--num_frames', '8', '--size', '32x32'],
                        check=True, capture_output=True)
     return root
@@ -105,7 +107,7 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def run(cmd: list[str], work: Path, timeout: float = 600, env: dict | None = None) -> tuple[int, str]:
+def run_command(cmd: list[str], work: Path, timeout: float = 600, env: dict | None = None) -> tuple[int, str]:
     return finish(start(cmd, work, env), timeout)
 
 
@@ -171,7 +173,6 @@ def run_folder(work: Path, kind: str) -> Path:
 
 
 def final_state(work: Path) -> dict:
-    from ops.checkpoint import read_checkpoint
     return read_checkpoint(str(run_folder(work, 'checkpoint') / 'ckpt.pth.tar'))
 
 
@@ -185,7 +186,6 @@ def max_weight_diff(a: dict, b: dict) -> float:
 
 def bad_checkpoints(work: Path) -> int:
     """Checkpoint files in the run folder that do not load."""
-    from ops.checkpoint import read_checkpoint
     bad = 0
     for path in glob.glob(str(work / 'checkpoint' / '*' / '*.pth.tar')):
         try:
@@ -203,7 +203,6 @@ def log_lines(work: Path) -> list[str]:
 
 def read_scalars(log_dir: Path) -> list[tuple[str, int, float]]:
     """Every scalar in the tensorboard event files of ``log_dir``: (tag, step, value), sorted."""
-    from tensorboardX.proto import event_pb2
     found = []
     for path in sorted(glob.glob(str(log_dir / 'events.out.tfevents.*'))):
         data = Path(path).read_bytes()
@@ -219,6 +218,8 @@ def read_scalars(log_dir: Path) -> list[tuple[str, int, float]]:
 
 
 def records_match(broken: Path, whole: Path, notes: list[str]) -> bool:
+    """Whether log.csv (timings aside), the tensorboard scalars and ckpt.best.pth.tar are the
+    unbroken run's; what differs goes into ``notes``."""
     ok = True
     a, b = log_lines(broken), log_lines(whole)
     if a != b:
@@ -227,6 +228,11 @@ def records_match(broken: Path, whole: Path, notes: list[str]) -> bool:
     sa, sb = read_scalars(run_folder(broken, 'log')), read_scalars(run_folder(whole, 'log'))
     if sa != sb:
         notes.append(f'tensorboard: {len(sa)} scalars vs {len(sb)} of the unbroken run')
+        ok = False
+    best_a, best_b = (read_checkpoint(str(run_folder(w, 'checkpoint') / 'ckpt.best.pth.tar')) for w in (broken, whole))
+    if (best_a['epoch'], best_a['best_prec1']) != (best_b['epoch'], best_b['best_prec1']) or \
+            max_weight_diff(best_a, best_b) > 1e-5:
+        notes.append(f"ckpt.best.pth.tar: epoch {best_a['epoch']} vs {best_b['epoch']} of the unbroken run")
         ok = False
     return ok
 
@@ -258,9 +264,9 @@ class Drills:
         if kind not in self._references:
             work = fresh(self.work / f'unbroken_{kind}')
             if kind == 'one':
-                code, out = run([sys.executable, *main_args(work, self.data, '-b', '2', '-j', '1')], work)
+                code, out = run_command([sys.executable, *main_args(work, self.data, '-b', '2', '-j', '1')], work)
             else:
-                code, out = run(torchrun('--standalone', '--nproc_per_node=2',
+                code, out = run_command(torchrun('--standalone', '--nproc_per_node=2',
                                          *main_args(work, self.data, '-b', '2', '-j', '0')), work)
             if code:
                 raise RuntimeError(f'the unbroken {kind} run failed:\n{out[-3000:]}')
@@ -276,7 +282,7 @@ class Drills:
         killed, out = kill_on_save(proc, 4, lambda p: (p.pid, 'SIGKILL of main.py'))
         read_back(proc, out)
         bad = bad_checkpoints(work)
-        code, out = run([sys.executable, *args], work)
+        code, out = run_command([sys.executable, *args], work)
         if code or 'continuing from' not in out:
             raise RuntimeError(f'resume failed:\n{out[-3000:]}')
         return compare('kill one process', killed, False, work, self.reference('one'), [], bad)
@@ -300,7 +306,7 @@ class Drills:
                 proc.communicate()
                 moments.append(f'{at:.1f} s')
             bad += bad_checkpoints(work)
-        code, out = run([sys.executable, *args], work)
+        code, out = run_command([sys.executable, *args], work)
         if code:
             raise RuntimeError(f'resume failed:\n{out[-3000:]}')
         killed = f'SIGKILL of main.py at {", ".join(moments)} of a {duration:.0f} s run'
@@ -309,7 +315,7 @@ class Drills:
     def _time_one(self) -> float:
         work = fresh(self.work / 'timing_one')
         t0 = time.time()
-        code, out = run([sys.executable, *main_args(work, self.data, '-b', '2', '-j', '1')], work)
+        code, out = run_command([sys.executable, *main_args(work, self.data, '-b', '2', '-j', '1')], work)
         if code:
             raise RuntimeError(out[-3000:])
         self._one_duration = time.time() - t0
@@ -333,9 +339,9 @@ class Drills:
         code, out = read_back(proc, out)
         notes = []
         if code == 0 or 'data-loading worker died' not in out or '--resume auto' not in out:
-            notes.append('the run did not stop with the worker message')
+            notes.append(f'the run did not stop with the worker message (exit {code}): {out[-600:]!r}')
         bad = bad_checkpoints(work)
-        code, out = run([sys.executable, *args], work)
+        code, out = run_command([sys.executable, *args], work)
         if code:
             raise RuntimeError(f'resume failed:\n{out[-3000:]}')
         return compare('kill a DataLoader worker', killed, False, work, self.reference('one'), notes, bad)

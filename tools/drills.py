@@ -64,7 +64,7 @@ class DrillResult:
 def make_dataset(root: Path) -> Path:
     """The drills' data: 16 training and 8 validation videos of 8 frames, 32x32."""
     if not (root / 'synthetic' / 'train_videofolder.txt').exists():
-        subprocess.run_command([sys.executable, str(ROOT / 'tools' / 'gen_synthetic.py'), '--root_path', str(root),
+        subprocess.run([sys.executable, str(ROOT / 'tools' / 'gen_synthetic.py'), '--root_path', str(root),
                         '--num_videos', '16', '--num_val', '8', '--num_frames', '8', '--size', '32x32'],
                        check=True, capture_output=True)
     return root
@@ -335,7 +335,8 @@ class Drills:
                     return kids[0], 'SIGKILL of the DataLoader worker'
                 time.sleep(0.01)
             raise RuntimeError('no DataLoader worker found')
-        killed, out = kill_on_save(proc, 2, loader_worker)
+        # after the first checkpoint (batch 3 of 8): more batches remain than a worker prefetches (2)
+        killed, out = kill_on_save(proc, 1, loader_worker)
         code, out = read_back(proc, out)
         notes = []
         if code == 0 or 'data-loading worker died' not in out or '--resume auto' not in out:

@@ -407,7 +407,7 @@ def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resum
     def validate_epoch(epoch: int, lr: float) -> None:
         """Validate the trained ``epoch`` and write the checkpoint that records the result."""
         nonlocal best_prec1, last
-        last = guard_workers(lambda: validate(model, val_loader, epoch, args, ctx, logger, amp_dtype), checkpoints)
+        last = validate(model, val_loader, epoch, args, ctx, logger, amp_dtype)
         is_best = last['top1'] > best_prec1
         best_prec1 = max(best_prec1, last['top1'])
         logger.scalars({'loss/test': last['loss'], 'acc/test_top1': last['top1'],
@@ -431,9 +431,9 @@ def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resum
             lr = adjust_learning_rate(optimizer, epoch, args.lr, args.lr_type, args.lr_steps, args.epochs,
                                       args.weight_decay)
             resumed_meters = ckpt.get('meters') if (first and ckpt is not None) else None
-            train = guard_workers(lambda: train_one_epoch(
-                net, train_loader, optimizer, scaler, epoch, lr, args, ctx, logger, amp_dtype, steps, first,
-                resumed_meters, lambda batch, meters: save(epoch, batch, lr, meters=meters)), checkpoints)
+            train = train_one_epoch(net, train_loader, optimizer, scaler, epoch, lr, args, ctx, logger, amp_dtype,
+                                    steps, first, resumed_meters,
+                                    lambda batch, meters: save(epoch, batch, lr, meters=meters))
             logger.scalars({'loss/train': train['loss'], 'acc/train_top1': train['top1'],
                             'acc/train_top5': train['top5'], 'lr': lr}, epoch)
             # written before validation: a failure there never loses the epoch's training
@@ -442,23 +442,23 @@ def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resum
             if validate_now:
                 validate_epoch(epoch, lr)
         return {**last, 'best_prec1': best_prec1, 'store_name': name}
+    except RuntimeError as err:
+        # torch reports a dead worker wherever the process is when the signal comes: anywhere here
+        if WORKER_DIED.search(str(err)):
+            raise worker_died(err, checkpoints) from err
+        raise
     finally:
         logger.close()
 
 
-def guard_workers(work: Callable[[], dict], checkpoints: RunCheckpoints) -> dict:
-    """``work()``, with a DataLoader worker that died (killed, out of memory) reported as
-    :class:`DataWorkerDiedError` naming the checkpoint to continue from."""
-    try:
-        return work()
-    except RuntimeError as err:
-        if not WORKER_DIED.search(str(err)):
-            raise
-        where = f'{checkpoints.path} ({checkpoints.last})' if checkpoints.last else \
-            f'{checkpoints.path} as it was before this run' if os.path.exists(checkpoints.path) else None
-        kept = f'the last checkpoint, {where}, is intact: continue with --resume auto' if where else \
-            'no checkpoint was written yet: start the run again'
-        raise DataWorkerDiedError(f'a data-loading worker died: {err}; {kept}') from err
+def worker_died(err: RuntimeError, checkpoints: RunCheckpoints) -> DataWorkerDiedError:
+    """A DataLoader worker that died (killed, out of memory), as :class:`DataWorkerDiedError` naming
+    the checkpoint to continue from."""
+    where = f'{checkpoints.path} ({checkpoints.last})' if checkpoints.last else \
+        f'{checkpoints.path} as it was before this run' if os.path.exists(checkpoints.path) else None
+    kept = f'the last checkpoint, {where}, is intact: continue with --resume auto' if where else \
+        'no checkpoint was written yet: start the run again'
+    return DataWorkerDiedError(f'a data-loading worker died: {str(err).strip()}; {kept}')
 
 
 def evaluate_only(model, val_loader, epoch: int, args, ctx: DistContext, log_dir: str, info, amp_dtype,

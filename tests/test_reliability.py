@@ -209,24 +209,28 @@ def test_resume_refuses_a_truncated_checkpoint(tmp_path, synthetic_root, one_epo
 
 
 def test_a_second_run_with_the_same_name_refuses_to_start(tmp_path, synthetic_root):
-    args = [*TINY, '--epochs', '50', '--eval-freq', '50', '--resume', 'auto']
-    cmd = [sys.executable, str(ROOT / 'main.py'), 'synthetic', *args, '--root_path', str(synthetic_root),
-           '--root_log', str(tmp_path / 'log'), '--root_model', str(tmp_path / 'checkpoint')]
-    first = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=drills.environment())
+    """A live run holds checkpoint/<name>/run.lock (a process that takes it as main.py does); a
+    main.py run with the same name refuses to start and writes nothing; once the holder is killed,
+    the same command runs."""
+    folder = tmp_path / 'checkpoint' / NAME.replace('_e2_', '_e1_')
+    holder = subprocess.Popen([sys.executable, '-c', f"""
+import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from ops.run_lock import RunLock
+RunLock({str(folder)!r}).acquire()
+print('held', flush=True)
+time.sleep(120)
+"""], stdout=subprocess.PIPE, text=True)
     try:
-        for line in first.stdout:
-            if line.startswith('=> run '):
-                break
-        second = main_py(tmp_path, synthetic_root, *args, check=False)
-        assert second.returncode == 2
-        assert 'another run is training in this folder' in second.stderr and f'pid {first.pid}' in second.stderr
+        assert holder.stdout.readline().strip() == 'held'
+        second = main_py(tmp_path, synthetic_root, *TINY, '--epochs', '1', '--resume', 'auto', check=False)
+        assert second.returncode == 2 and 'Traceback' not in second.stderr
+        assert f'error: {folder / "run.lock"}: another run is training in this folder (pid {holder.pid}' in second.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ['run.lock'] and not (tmp_path / 'log').exists()
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    lock = RunLock(str(tmp_path / 'checkpoint' / f'{NAME.replace("_e2_", "_e50_")}'))
-    lock.acquire()  # the killed run left the lock free
-    lock.release()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    main_py(tmp_path, synthetic_root, *TINY, '--epochs', '1', '--resume', 'auto')  # nothing left stuck
 
 
 def test_validation_failure_keeps_the_epoch_and_resume_validates_it(tmp_path, synthetic_root):

@@ -31,16 +31,21 @@ def temporal_shift(x: torch.Tensor, n_segment: int, fold_div: int = 8, causal: b
     # Slices, pads and one cat, with the batch read as -1: an exporter (ONNX) sees real ops and a
     # dynamic batch, where the in-place writes into zeros_like were traced into constants.
     x5 = x.reshape(-1, n_segment, c, h, w)
+    # The moved channels take the input's layout, so that the cat keeps it (channels-last stays
+    # channels-last) and runs its fast path (measured: a 5-D cat of strided slices was 10x slower).
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
+
+    def moved(part: torch.Tensor, before: int, after: int) -> torch.Tensor:
+        return _pad_segments(part, before, after).reshape(-1, part.size(2), h, w).contiguous(memory_format=layout)
+
     if causal:
-        parts = [_pad_segments(x5[:, :-1, :fold], 1, 0), x5[:, :, fold:]]
+        parts = [moved(x5[:, :-1, :fold], 1, 0), x[:, fold:]]          # the previous segment's channels
     else:
-        parts = [_pad_segments(x5[:, 1:, :fold], 0, 1),              # takes the next segment's channels
-                 _pad_segments(x5[:, :-1, fold:2 * fold], 1, 0),     # takes the previous segment's channels
-                 x5[:, :, 2 * fold:]]
-    out = torch.cat(parts, dim=2).reshape(x.shape)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        out = out.contiguous(memory_format=torch.channels_last)
-    return out
+        parts = [moved(x5[:, 1:, :fold], 0, 1),                        # the next segment's channels
+                 moved(x5[:, :-1, fold:2 * fold], 1, 0),               # the previous segment's channels
+                 x[:, 2 * fold:]]
+    return torch.cat(parts, dim=1)
 
 
 class TemporalShift(nn.Module):

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--stride', type=int, default=None,
                    help='frames from one segment start to the next (None: round(frames / num_segments) '
                         f'for a file or folder, {CAMERA_STRIDE_SEGMENTS} x new_length for a camera)')
-    p.add_argument('--out', default=None, help='write the annotated video here, .mp4 (default: none)')
+    p.add_argument('--out', default=None, help='write the annotated video here, .mp4 (None: no video written)')
     p.add_argument('--realtime', action='store_true',
                    help='drop frames when the model falls behind the frame rate, as a live camera does '
                         '(default: off, every frame of a file or folder is used)')

@@ -88,10 +88,14 @@ def export_online(model: PAN, path: str, input_size: int) -> CausalStep:
     return step
 
 
-def ort_session(path: str):
-    """An ONNX Runtime CPU session of the file at ``path``."""
+def ort_session(path: str, threads: int | None = None):
+    """An ONNX Runtime CPU session of the file at ``path`` (``threads``: its intra-op threads;
+    None: ONNX Runtime's choice)."""
     import onnxruntime
-    return onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
 def _compare(what: str, ours: np.ndarray, ref: torch.Tensor) -> Comparison:

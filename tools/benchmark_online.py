@@ -22,29 +22,18 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
-import numpy as np
 import torch
 
 from ops.cli import new_parser
 from ops.models import PAN
-from ops.onnx_export import clip_shape, export_offline, export_online, online_names
+from ops.onnx_export import clip_shape, export_offline, export_online, online_names, ort_session
 from ops.precision import add_precision_flags, read_cpu_info, resolve_precision
 from ops.streaming import OnlinePAN
+from tools.benchmark_train import timed
 
+CPU = torch.device('cpu')
 STEPS_FOR_25_FPS = 25 / 4  # one 4-frame segment per step
-
-
-def median_seconds(fn, iters: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def build(arch: str, modality: str, segments: int, causal: bool) -> PAN:
@@ -55,7 +44,7 @@ def build(arch: str, modality: str, segments: int, causal: bool) -> PAN:
 
 def time_steps(model: PAN, size: int, amp: bool, channels_last: bool | None, steps: int, warmup: int) -> dict:
     """Median seconds of a step with a full window, under the precision of ``amp``."""
-    precision = resolve_precision(amp, channels_last, torch.device('cpu'))
+    precision = resolve_precision(amp, channels_last, CPU)
     online = OnlinePAN(precision.apply(model))
     segment = torch.randn(model.new_length * 3, size, size)
 
@@ -65,14 +54,7 @@ def time_steps(model: PAN, size: int, amp: bool, channels_last: bool | None, ste
 
     for _ in range(model.num_segments - 1):   # fill the window, untimed
         step()
-    return {'seconds': median_seconds(step, steps, warmup), 'precision': precision.name, 'layout': precision.layout}
-
-
-def ort_session(path: str):
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    return {'seconds': timed(step, steps, warmup, CPU), 'precision': precision.name, 'layout': precision.layout}
 
 
 def onnx_rows(arch: str, modality: str, segments: int, size: int, steps: int, warmup: int) -> list[tuple]:
@@ -83,9 +65,9 @@ def onnx_rows(arch: str, modality: str, segments: int, size: int, steps: int, wa
         path = os.path.join(folder, 'clip.onnx')
         export_offline(model, path, size)
         clip = torch.randn(clip_shape(model, 1, size))
-        session = ort_session(path)
-        torch_s = median_seconds(lambda: model(clip), steps, warmup)
-        ort_s = median_seconds(lambda: session.run(None, {'clip': clip.numpy()}), steps, warmup)
+        session = ort_session(path, torch.get_num_threads())
+        torch_s = timed(lambda: model(clip), steps, warmup, CPU)
+        ort_s = timed(lambda: session.run(None, {'clip': clip.numpy()}), steps, warmup, CPU)
         rows.append(('offline clip (clips/s)', 1 / torch_s, 1 / ort_s))
 
         causal = build(arch, modality, segments, causal=True)
@@ -93,11 +75,11 @@ def onnx_rows(arch: str, modality: str, segments: int, size: int, steps: int, wa
         step = export_online(causal, path, size)
         segment = torch.randn(1, causal.new_length * 3, size, size)
         state = step.initial_state(segment)
-        session = ort_session(path)
+        session = ort_session(path, torch.get_num_threads())
         inputs, _ = online_names(step.num_buffers)
         feed = dict(zip(inputs, [t.numpy() for t in (segment, *state)]))
-        torch_s = median_seconds(lambda: step(segment, *state), steps, warmup)
-        ort_s = median_seconds(lambda: session.run(None, feed), steps, warmup)
+        torch_s = timed(lambda: step(segment, *state), steps, warmup, CPU)
+        ort_s = timed(lambda: session.run(None, feed), steps, warmup, CPU)
         rows.append(('causal online step (steps/s)', 1 / torch_s, 1 / ort_s))
     return rows
 

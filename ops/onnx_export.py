@@ -95,6 +95,9 @@ def ort_session(path: str, threads: int | None = None):
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    # Idle threads sleep instead of spinning: on a small shared CPU a spinning pool slows whatever
+    # runs next (PyTorch timed beside it, the other jobs of the machine).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 

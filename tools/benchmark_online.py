@@ -12,8 +12,8 @@ of 4 frames per step needs 6.25 steps/s to keep up. Precision rows: fp32, then b
 (``--amp`` / ``--no_amp`` keep one), each in the tools' layout for it (channels-last with bf16 on
 a CPU) unless ``--channels_last`` / ``--no_channels_last`` say otherwise.
 
-ONNX Runtime (CPU, as many threads as torch uses) runs the exported fp32 graphs of
-ops/onnx_export.py: the offline clip model (clips/s, batch 1, beside PyTorch's fp32 forward) and
+ONNX Runtime (CPU, as many threads as torch uses, timed in turn with PyTorch so that both see
+the same load) runs the exported fp32 graphs of ops/onnx_export.py: the offline clip model (clips/s, batch 1, beside PyTorch's fp32 forward) and
 the causal online step (steps/s, beside PyTorch's fp32 causal step). Weights are random
 (``pretrain='scratch'``): speed does not depend on them.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 
 import torch
 
@@ -34,6 +35,19 @@ from tools.benchmark_train import timed
 
 CPU = torch.device('cpu')
 STEPS_FOR_25_FPS = 25 / 4  # one 4-frame segment per step
+
+
+def timed_pair(first, second, iters: int, warmup: int) -> tuple[float, float]:
+    """Median seconds of two functions timed in turn, so that both see the same load."""
+    for _ in range(warmup):
+        first(), second()
+    times = ([], [])
+    for _ in range(iters):
+        for fn, found in zip((first, second), times):
+            start = time.perf_counter()
+            fn()
+            found.append(time.perf_counter() - start)
+    return tuple(sorted(t)[len(t) // 2] for t in times)
 
 
 def build(arch: str, modality: str, segments: int, causal: bool) -> PAN:
@@ -66,8 +80,8 @@ def onnx_rows(arch: str, modality: str, segments: int, size: int, steps: int, wa
         export_offline(model, path, size)
         clip = torch.randn(clip_shape(model, 1, size))
         session = ort_session(path, torch.get_num_threads())
-        torch_s = timed(lambda: model(clip), steps, warmup, CPU)
-        ort_s = timed(lambda: session.run(None, {'clip': clip.numpy()}), steps, warmup, CPU)
+        torch_s, ort_s = timed_pair(lambda: model(clip), lambda: session.run(None, {'clip': clip.numpy()}),
+                                    steps, warmup)
         rows.append(('offline clip (clips/s)', 1 / torch_s, 1 / ort_s))
 
         causal = build(arch, modality, segments, causal=True)
@@ -78,8 +92,7 @@ def onnx_rows(arch: str, modality: str, segments: int, size: int, steps: int, wa
         session = ort_session(path, torch.get_num_threads())
         inputs, _ = online_names(step.num_buffers)
         feed = dict(zip(inputs, [t.numpy() for t in (segment, *state)]))
-        torch_s = timed(lambda: step(segment, *state), steps, warmup, CPU)
-        ort_s = timed(lambda: session.run(None, feed), steps, warmup, CPU)
+        torch_s, ort_s = timed_pair(lambda: step(segment, *state), lambda: session.run(None, feed), steps, warmup)
         rows.append(('causal online step (steps/s)', 1 / torch_s, 1 / ort_s))
     return rows
 

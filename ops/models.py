@@ -28,6 +28,10 @@ class PAN(nn.Module):
 
     Shapes: input ``(N, num_segments * new_length * 3, H, W)`` (frames in temporal order, each
     segment's ``new_length`` consecutive frames together), output ``(N, num_class)`` logits.
+
+    ``causal_shift``: every temporal shift takes channels from the previous segment only (TSM's
+    online shift), so a segment's features depend on no later segment; ``ops.streaming.OnlinePAN``
+    then runs one segment per step. Off by default: the released bidirectional shift.
     """
 
     def __init__(self, num_class: int, num_segments: int, modality: str, base_model: str = 'resnet101',

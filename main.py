@@ -102,7 +102,8 @@ def model_options(args: argparse.Namespace, num_class: int) -> dict:
                 img_feature_dim=args.img_feature_dim, partial_bn=not args.no_partialbn, is_shift=args.shift,
                 shift_div=args.shift_div, shift_place=args.shift_place,
                 fc_lr5=not (args.tune_from and args.dataset in args.tune_from), temporal_pool=args.temporal_pool,
-                non_local=args.non_local, data_length=args.data_length, has_VAP=args.VAP)
+                non_local=args.non_local, data_length=args.data_length, has_VAP=args.VAP,
+                causal_shift=args.causal_shift)
 
 
 def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool) -> DataLoader:

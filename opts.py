@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--shift_div', default=8, type=int, help='1/shift_div of the channels shift each way in time')
     g.add_argument('--shift_place', default='blockres', type=str, choices=['blockres', 'block'],
                    help='where the shift goes: the residual branch of every block, or the block input')
+    g.add_argument('--causal_shift', default=False, action='store_true',
+                   help='online (causal) shift: 1/shift_div of the channels from the previous segment only, '
+                        'nothing from the future, for streaming with ops.streaming.OnlinePAN '
+                        '(default: off, the released bidirectional shift)')
     g.add_argument('--temporal_pool', default=False, action='store_true',
                    help='halve the segments after layer1 (needs an even --num_segments)')
     g.add_argument('--non_local', default=False, action='store_true',

@@ -16,8 +16,9 @@ from ops.temporal_shift import TemporalShift
 
 
 def add_mobilenet_shift(net: nn.Module, n_segment: int, n_div: int = 8, place: str = 'blockres',
-                        temporal_pool: bool = False) -> None:
-    """Shift inside each residual inverted block, before its expansion conv, in place.
+                        temporal_pool: bool = False, causal: bool = False) -> None:
+    """Shift inside each residual inverted block, before its expansion conv, in place
+    (``causal``: the online shift, from the previous segment only).
 
     Only the residual placement exists for MobileNetV2: shifting the block input would also shift
     the identity path, which TSM found to hurt; ``block`` is therefore refused.
@@ -28,7 +29,7 @@ def add_mobilenet_shift(net: nn.Module, n_segment: int, n_div: int = 8, place: s
         raise NotImplementedError('temporal_pool is implemented for ResNets, not mobilenetv2')
     for block in net.modules():
         if isinstance(block, InvertedResidual) and block.use_res_connect:
-            block.conv[0] = TemporalShift(block.conv[0], n_segment, n_div)
+            block.conv[0] = TemporalShift(block.conv[0], n_segment, n_div, causal)
 
 
 register_backbone('mobilenetv2', BackboneEntry(

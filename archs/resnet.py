@@ -10,9 +10,9 @@ from ops.temporal_shift import make_temporal_shift
 
 
 def add_resnet_shift(net: nn.Module, n_segment: int, n_div: int = 8, place: str = 'blockres',
-                     temporal_pool: bool = False) -> None:
-    """Insert the shift into every residual block of ``net``, in place."""
-    make_temporal_shift(net, n_segment, n_div, place, temporal_pool)
+                     temporal_pool: bool = False, causal: bool = False) -> None:
+    """Insert the shift (``causal``: the online one) into every residual block of ``net``, in place."""
+    make_temporal_shift(net, n_segment, n_div, place, temporal_pool, causal)
 
 
 for _depth in (18, 34, 50, 101):

@@ -22,9 +22,9 @@ class BackboneEntry:
 
     ``build``: the torchvision-style constructor (``weights=None`` gives random initialisation);
     ``weights``: its ImageNet weights enum member; ``last_layer_name``: the classifier layer PAN
-    replaces by its head; ``add_shift(net, n_segment, n_div, place, temporal_pool)``: inserts the
-    temporal shift in place. ``input_size`` (square crop side), ``input_mean`` and ``input_std``
-    (per RGB channel, for images in [0, 1]) are those the ImageNet weights were trained with.
+    replaces by its head; ``add_shift(net, n_segment, n_div, place, temporal_pool, causal)``:
+    inserts the temporal shift in place (``causal``: from the previous segment only).
+    ``input_size`` (square crop side), ``input_mean`` and ``input_std`` (per RGB channel, for images in [0, 1]) are those the ImageNet weights were trained with.
     """
     build: Callable[..., nn.Module]
     weights: torchvision.models.WeightsEnum

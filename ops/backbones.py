@@ -60,10 +60,11 @@ def build_backbone(arch: str, pretrain: str = 'imagenet') -> nn.Module:
 
 
 def add_temporal_modelling(net: nn.Module, arch: str, n_segment: int, shift: bool, shift_div: int,
-                           shift_place: str, temporal_pool: bool) -> None:
-    """Insert TSM shift and/or temporal pooling into a backbone from :func:`build_backbone`, in place."""
+                           shift_place: str, temporal_pool: bool, causal_shift: bool = False) -> None:
+    """Insert TSM shift (``causal_shift``: the online one) and/or temporal pooling into a backbone
+    from :func:`build_backbone`, in place."""
     if shift:
-        backbone_entry(arch).add_shift(net, n_segment, shift_div, shift_place, temporal_pool)
+        backbone_entry(arch).add_shift(net, n_segment, shift_div, shift_place, temporal_pool, causal_shift)
     if temporal_pool:
         if not hasattr(net, 'layer2'):
             raise NotImplementedError(f'temporal_pool is implemented for ResNets, not {arch}')

@@ -191,6 +191,14 @@ def load_pan_model(path: str, num_segments: int | None = None,
     return build_pan(options, checkpoint, path).to(device).eval(), options, checkpoint
 
 
+DEFAULT_INPUT_SIZE = 224
+
+
+def trained_input_size(checkpoint: dict, default: int = DEFAULT_INPUT_SIZE) -> int:
+    """The crop size a checkpoint was trained with (main.py's stored ``--input_size``), else ``default``."""
+    return (checkpoint.get('args') or {}).get('input_size') or default
+
+
 def build_pan(options: dict, checkpoint: dict, source: str) -> PAN:
     """A PAN built from ``options`` (see :func:`branch_options`) holding the checkpoint's weights
     (no ImageNet download: every weight comes from the checkpoint)."""

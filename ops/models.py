@@ -28,6 +28,10 @@ class PAN(nn.Module):
 
     Shapes: input ``(N, num_segments * new_length * 3, H, W)`` (frames in temporal order, each
     segment's ``new_length`` consecutive frames together), output ``(N, num_class)`` logits.
+
+    ``causal_shift``: every temporal shift takes channels from the previous segment only (TSM's
+    online shift), so a segment's features depend on no later segment; ``ops.streaming.OnlinePAN``
+    then runs one segment per step. Off by default: the released bidirectional shift.
     """
 
     def __init__(self, num_class: int, num_segments: int, modality: str, base_model: str = 'resnet101',
@@ -35,7 +39,8 @@ class PAN(nn.Module):
                  dropout: float = 0.8, img_feature_dim: int = 256, crop_num: int = 1, partial_bn: bool = True,
                  print_spec: bool = True, pretrain: str = 'imagenet', is_shift: bool = False, shift_div: int = 8,
                  shift_place: str = 'blockres', fc_lr5: bool = False, temporal_pool: bool = False,
-                 non_local: bool = False, data_length: int = 4, has_VAP: bool = False) -> None:
+                 non_local: bool = False, data_length: int = 4, has_VAP: bool = False,
+                 causal_shift: bool = False) -> None:
         super().__init__()
         check_modality(modality)
         if consensus_type not in CONSENSUS_TYPES:
@@ -61,6 +66,7 @@ class PAN(nn.Module):
         self.non_local = non_local
         self.data_length = data_length
         self.has_VAP = has_VAP
+        self.causal_shift = causal_shift
         self.new_length = new_length if new_length is not None else frames_per_segment(modality, data_length)
         if modality != 'RGB' and self.new_length != data_length:
             raise ValueError(f'{modality} reads data_length={data_length} frames per segment; '
@@ -72,7 +78,7 @@ class PAN(nn.Module):
             self.PA = PA(data_length)
         self.base_model = build_backbone(base_model, pretrain)
         add_temporal_modelling(self.base_model, base_model, num_segments, is_shift, shift_div, shift_place,
-                               temporal_pool)
+                               temporal_pool, causal_shift)
         if modality == 'Lite':
             inflate_first_conv(self.base_model, 6)
         elif modality == 'PA' and data_length - 1 != 3:
@@ -82,7 +88,7 @@ class PAN(nn.Module):
         if print_spec:
             print(f'PAN: {modality} on {base_model}, {num_segments} segments x {self.new_length} frames, '
                   f"head {'VAP' if has_VAP else 'TSN ' + consensus_type}, shift {is_shift} "
-                  f'({shift_place}, 1/{shift_div}), dropout {dropout}')
+                  f"({shift_place}, 1/{shift_div}{', causal' if causal_shift else ''}), dropout {dropout}")
 
     # -- construction ---------------------------------------------------------------------
     @property
@@ -198,7 +204,11 @@ class PAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        out = self.base_model(self.features(x))
+        return self.consensus(self.base_model(self.features(x)))
+
+    def consensus(self, out: torch.Tensor) -> torch.Tensor:
+        """What follows the backbone (whose last layer is VAP, TSN's dropout, or its fc).
+        Shapes: ``(N, num_class)`` from VAP, else ``(N*T, D)`` per segment -> ``(N, num_class)``."""
         if self.has_VAP:
             return out if self.before_softmax else torch.softmax(out, dim=1)
         if self.new_fc is not None:

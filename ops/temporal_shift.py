@@ -10,8 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def temporal_shift(x: torch.Tensor, n_segment: int, fold_div: int = 8) -> torch.Tensor:
+def _pad_segments(x5: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    """Zero segments before / after dim 1 of ``(N, T, C, H, W)``."""
+    return F.pad(x5, (0, 0, 0, 0, 0, 0, before, after))
+
+
+def temporal_shift(x: torch.Tensor, n_segment: int, fold_div: int = 8, causal: bool = False) -> torch.Tensor:
     """Shift 1/fold_div of the channels one segment back in time and 1/fold_div forward.
+
+    ``causal``: only the first 1/fold_div of the channels move, taken from the previous segment
+    (nothing from the future, as TSM's online models); the rest stay.
 
     Shapes: ``x`` is ``(N * n_segment, C, H, W)``; the output has the same shape (and memory
     format), with zeros where a shifted channel runs off the clip's ends.
@@ -20,28 +28,43 @@ def temporal_shift(x: torch.Tensor, n_segment: int, fold_div: int = 8) -> torch.
     if nt % n_segment:
         raise ValueError(f'temporal_shift: batch dim 0 ({nt}) is not divisible by n_segment={n_segment}')
     fold = c // fold_div
-    x5 = x.view(nt // n_segment, n_segment, c, h, w)
-    out = torch.zeros_like(x5)
-    out[:, :-1, :fold] = x5[:, 1:, :fold]                    # takes the next segment's channels
-    out[:, 1:, fold:2 * fold] = x5[:, :-1, fold:2 * fold]    # takes the previous segment's channels
-    out[:, :, 2 * fold:] = x5[:, :, 2 * fold:]
-    return out.view(nt, c, h, w)
+    # Slices, pads and one cat, with the batch read as -1: an exporter (ONNX) sees real ops and a
+    # dynamic batch, where the in-place writes into zeros_like were traced into constants.
+    x5 = x.reshape(-1, n_segment, c, h, w)
+    # The moved channels take the input's layout, so that the cat keeps it (channels-last stays
+    # channels-last) and runs its fast path (measured: a 5-D cat of strided slices was 10x slower).
+    layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
+
+    def moved(part: torch.Tensor, before: int, after: int) -> torch.Tensor:
+        return _pad_segments(part, before, after).reshape(-1, part.size(2), h, w).contiguous(memory_format=layout)
+
+    if causal:
+        parts = [moved(x5[:, :-1, :fold], 1, 0), x[:, fold:]]          # the previous segment's channels
+    else:
+        parts = [moved(x5[:, 1:, :fold], 0, 1),                        # the next segment's channels
+                 moved(x5[:, :-1, fold:2 * fold], 1, 0),               # the previous segment's channels
+                 x[:, 2 * fold:]]
+    return torch.cat(parts, dim=1)
 
 
 class TemporalShift(nn.Module):
-    """Runs ``net`` on the temporally shifted input. Shapes: ``(N*T, C, H, W)`` in and out of the shift."""
+    """Runs ``net`` on the temporally shifted input. Shapes: ``(N*T, C, H, W)`` in and out of the shift.
 
-    def __init__(self, net: nn.Module, n_segment: int = 8, n_div: int = 8) -> None:
+    ``causal``: the online shift of :func:`temporal_shift` (previous segment only)."""
+
+    def __init__(self, net: nn.Module, n_segment: int = 8, n_div: int = 8, causal: bool = False) -> None:
         super().__init__()
         self.net = net
         self.n_segment = n_segment
         self.fold_div = n_div
+        self.causal = causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(temporal_shift(x, self.n_segment, self.fold_div))
+        return self.net(temporal_shift(x, self.n_segment, self.fold_div, self.causal))
 
     def extra_repr(self) -> str:
-        return f'n_segment={self.n_segment}, fold_div={self.fold_div}'
+        return f'n_segment={self.n_segment}, fold_div={self.fold_div}, causal={self.causal}'
 
 
 class TemporalPool(nn.Module):
@@ -68,13 +91,13 @@ SHIFT_PLACES = ('blockres', 'block')
 
 
 def make_temporal_shift(net: nn.Module, n_segment: int, n_div: int = 8, place: str = 'blockres',
-                        temporal_pool: bool = False) -> None:
+                        temporal_pool: bool = False, causal: bool = False) -> None:
     """Insert temporal shift into every residual stage of a torchvision ResNet, in place.
 
     ``blockres`` shifts inside the residual branch, before each block's ``conv1``; ``block``
     shifts the whole block's input. Very deep stages (ResNet-101's 23-block ``layer3``) shift
     every other block in all stages, as TSM does. With ``temporal_pool`` the stages after
-    ``layer1`` see half the segments.
+    ``layer1`` see half the segments. ``causal``: every shift is the online one.
     """
     if place not in SHIFT_PLACES:
         raise ValueError(f"shift_place must be one of {SHIFT_PLACES}, got '{place}'")
@@ -88,9 +111,9 @@ def make_temporal_shift(net: nn.Module, n_segment: int, n_div: int = 8, place: s
             if i % every:
                 continue
             if place == 'blockres':
-                block.conv1 = TemporalShift(block.conv1, this_segment, n_div)
+                block.conv1 = TemporalShift(block.conv1, this_segment, n_div, causal)
             else:
-                stage[i] = TemporalShift(block, this_segment, n_div)
+                stage[i] = TemporalShift(block, this_segment, n_div, causal)
 
 
 def make_temporal_pool(net: nn.Module, n_segment: int) -> None:

@@ -112,3 +112,20 @@ def test_finetune_maps_shift_keys(tmp_path):
     assert 'base_model.layer1.0.conv1.net.weight' in report['loaded']
     # the TSN head (new_fc) has no place in a VAP model
     assert any(s.startswith('new_fc.weight') for s in report['skipped'])
+
+
+@pytest.mark.parametrize('stored', [None, False, True])
+def test_causal_shift_is_rebuilt_from_the_model_options(tmp_path, stored):
+    from ops.checkpoint import load_pan_model
+    options = dict(num_class=7, num_segments=4, modality='Lite', base_model='resnet18', is_shift=True,
+                   has_VAP=True, dropout=0.5)
+    if stored is not None:
+        options['causal_shift'] = stored
+    source = PAN(**options, pretrain='scratch', print_spec=False)
+    path = tmp_path / 'run.pth.tar'
+    torch.save({'state_dict': source.state_dict(), 'model_options': options}, path)
+    model, _, _ = load_pan_model(str(path))
+    assert model.causal_shift is bool(stored)   # an old checkpoint (no key): the released bidirectional shift
+    x = torch.randn(1, 4 * 4 * 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), source.eval()(x), atol=1e-6)

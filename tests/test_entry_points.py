@@ -300,3 +300,12 @@ def test_evaluate_only_logs_to_an_eval_folder_and_writes_nothing_else(tmp_path, 
         text = (work / 'log' / folder / 'log.csv').read_text()
         assert text.startswith(f'Evaluate {tmp_path}/{name}.pth.tar (epoch ') and 'Testing Results' in text
         assert not (work / 'checkpoint').exists()
+
+
+@pytest.mark.parametrize('flags, causal', [([], False), (['--causal_shift'], True)])
+def test_causal_shift_goes_into_the_stored_model_options(flags, causal):
+    options = main.model_options(opts.parse_args(['synthetic', 'Lite', *TINY, *flags]), 4)
+    assert options['causal_shift'] is causal   # off by default: the released bidirectional shift
+    from ops.temporal_shift import TemporalShift
+    shifts = [m for m in PAN(**options, pretrain='scratch', print_spec=False).modules() if isinstance(m, TemporalShift)]
+    assert shifts and all(m.causal is causal for m in shifts)

@@ -63,3 +63,25 @@ def test_temporal_pool_halves_segments():
     # output step k max-pools input steps 2k-1, 2k, 2k+1 (padding at the start)
     assert torch.equal(out.view(2, 4, 3, 4, 4)[:, 1], x5[:, 1:4].max(dim=1).values)
     assert torch.equal(out.view(2, 4, 3, 4, 4)[:, 0], x5[:, 0:2].max(dim=1).values)
+
+
+def test_causal_shift_takes_the_previous_segment_only():
+    n, t, c = 2, 4, 16
+    x = torch.randn(n * t, c, 2, 3)
+    out = temporal_shift(x, n_segment=t, fold_div=8, causal=True).view(n, t, c, 2, 3)
+    x5 = x.view(n, t, c, 2, 3)
+    assert torch.equal(out[:, 1:, :2], x5[:, :-1, :2])       # the first fold from the previous segment
+    assert torch.equal(out[:, 0, :2], torch.zeros_like(out[:, 0, :2]))
+    assert torch.equal(out[:, :, 2:], x5[:, :, 2:])          # every other channel stays
+    # nothing from the future: changing the last segment changes no earlier output
+    later = x5.clone()
+    later[:, -1] += 1
+    out2 = temporal_shift(later.view(n * t, c, 2, 3), t, 8, causal=True).view(n, t, c, 2, 3)
+    assert torch.equal(out2[:, :-1], out[:, :-1])
+
+
+def test_causal_flag_reaches_every_shift():
+    net = torchvision.models.resnet18()
+    make_temporal_shift(net, n_segment=4, causal=True)
+    shifts = [m for m in net.modules() if isinstance(m, TemporalShift)]
+    assert shifts and all(m.causal for m in shifts)

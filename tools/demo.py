@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from ops.backbone_registry import scale_size_for
-from ops.checkpoint import load_pan_model
+from ops.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
 from ops.cli import new_parser
 from ops.data_setup import to_model_input
 from ops.dataset_config import ENV_ROOT, get_dataset_info, known_datasets, read_categories
@@ -44,8 +44,6 @@ from ops.naming import parse_run_name
 from ops.precision import add_precision_flags, resolve_precision
 from ops.transforms import build_val_transform
 from tools._prep_common import exit_with_error
-
-DEFAULT_INPUT_SIZE = 224
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     _sync(device)
     loaded = time.perf_counter()
 
-    input_size = args.input_size or (checkpoint.get('args') or {}).get('input_size') or DEFAULT_INPUT_SIZE
+    input_size = args.input_size or trained_input_size(checkpoint)
     new_length = frames_per_segment(options['modality'], options.get('data_length', DEFAULT_DATA_LENGTH))
     transform = build_val_transform(input_size, scale_size_for(input_size), model.input_mean, model.input_std,
                                     normalize=False)

@@ -1,0 +1,199 @@
+"""Classify a stream online with a PAN checkpoint: a video file, a frame folder or a camera.
+
+    python tools/online_demo.py --weights CHECKPOINT SOURCE [--stride K] [--out annotated.mp4]
+        [--realtime] [--fps F] [--categories category.txt] [--top 3] [--input_size S] [--cpu]
+        [--amp | --no_amp] [--channels_last | --no_channels_last]
+
+SOURCE is a video file, a folder of frames, or a camera (``/dev/video0``, read through PyAV's
+v4l2 input). Frames are read one after another; every ``--stride`` frames the ``new_length``
+consecutive frames starting there (4 for PA and Lite, 1 for RGB) form a segment, cropped and
+normalised as validation does, and go to ``ops.streaming.OnlinePAN``. Once ``num_segments``
+segments have been seen, each step prints the top classes of the last ``num_segments`` segments,
+the step's latency and the running segments/s. A causal checkpoint (``main.py --causal_shift``)
+runs one segment per step; a bidirectional one (every released checkpoint) re-runs the window.
+
+The default stride spaces the segments as the model's clips were: a source with a known length
+(a file, a folder) gets ``round(frames / num_segments)``, the spacing of validation's segments
+on this very video, so the last window covers it as the offline clip does; a camera gets
+``2 * new_length`` frames (8 segments x 8 frames is 2.6 s at 25 fps, about a Something-Something
+video).
+
+``--realtime`` reads the source as a live camera delivers it, at its frame rate (``--fps``, else
+the file's, else 25): a frame not taken before the next one arrives is dropped, and the count of
+drops is reported. ``--out`` writes the frames read with the current top classes and PA map (the
+mean of the segment's PA maps, over the model's crop; none for RGB) drawn on them.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ops.backbone_registry import scale_size_for
+from ops.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
+from ops.cli import add_debug_flag, new_parser, run_cli_main
+from ops.data_setup import to_model_input
+from ops.dataset_config import ENV_ROOT
+from ops.distributed import pick_device
+from ops.errors import InputError
+from ops.frame_stream import LateFrameDropper, open_frame_stream, segments
+from ops.precision import add_precision_flags, resolve_precision
+from ops.streaming import OnlinePAN
+from ops.transforms import build_val_transform
+from tools._annotated_video import AnnotatedVideoWriter, crop_box
+from tools.demo import class_names
+
+DEFAULT_FPS = 25.0
+CAMERA_STRIDE_SEGMENTS = 2  # a camera's default stride, in segments' lengths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = new_parser(__doc__)
+    p.add_argument('source', help='a video file, a folder of frames, or a camera (/dev/video0)')
+    p.add_argument('--weights', required=True, default=argparse.SUPPRESS,
+                   help='checkpoint of main.py or of the release (required)')
+    p.add_argument('--stride', type=int, default=None,
+                   help='frames from one segment start to the next (None: round(frames / num_segments) '
+                        f'for a file or folder, {CAMERA_STRIDE_SEGMENTS} x new_length for a camera)')
+    p.add_argument('--out', default=None, help='write the annotated video here, .mp4 (None: no video written)')
+    p.add_argument('--realtime', action='store_true',
+                   help='drop frames when the model falls behind the frame rate, as a live camera does '
+                        '(default: off, every frame of a file or folder is used)')
+    p.add_argument('--fps', type=float, default=None,
+                   help=f"frame rate of the source for --realtime and --out (None: the file's, else {DEFAULT_FPS:g})")
+    p.add_argument('--categories', default=None,
+                   help="class names, one a line (None: the category.txt of the checkpoint's dataset, else indices)")
+    p.add_argument('--root_path', default=None,
+                   help=f"data root holding the dataset's category.txt (None: ${ENV_ROOT}, else ./data)")
+    p.add_argument('--input_size', type=int, default=None,
+                   help=f"crop size (None: the checkpoint's, else {DEFAULT_INPUT_SIZE})")
+    p.add_argument('--top', type=int, default=3, help='classes to print')
+    p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
+    add_precision_flags(p)
+    add_debug_flag(p)
+    return p
+
+
+@dataclass
+class Prediction:
+    """One step's output: the segment (first frame, 0-based), its top classes (index, name,
+    probability), the step's latency in seconds."""
+    start: int
+    top: list[tuple[int, str, float]]
+    latency: float
+
+
+def default_stride(num_frames: int | None, num_segments: int, new_length: int) -> int:
+    """Validation's segment spacing on a source of known length, else a camera's default."""
+    if num_frames:
+        return max(1, round(num_frames / num_segments))
+    return CAMERA_STRIDE_SEGMENTS * new_length
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    for flag, value in (('--stride', args.stride), ('--top', args.top)):
+        if value is not None and value < 1:
+            raise InputError(f'{flag} must be at least 1, got {value}')
+    if args.fps is not None and args.fps <= 0:
+        raise InputError(f'--fps must be positive, got {args.fps}')
+    if args.out is not None and not args.out.lower().endswith('.mp4'):
+        raise InputError(f'--out {args.out}: the annotated video is written as .mp4')
+    device = torch.device('cpu') if args.cpu else pick_device()
+    precision = resolve_precision(args.amp, args.channels_last, device)
+    stream = open_frame_stream(args.source)
+    try:
+        model, options, checkpoint = load_pan_model(args.weights, None, device)
+        names, names_source = class_names(args.categories, checkpoint, args.weights, args.root_path,
+                                          options['num_class'])
+    except InputError:
+        raise
+    except ValueError as err:  # a file name that names no settings, a category file of another count
+        raise InputError(f'{args.weights}: {err}') from err
+    precision.apply(model)
+    online = OnlinePAN(model)
+    size = args.input_size or trained_input_size(checkpoint)
+    scale = scale_size_for(size)
+    transform = build_val_transform(size, scale, model.input_mean, model.input_std, normalize=False)
+    stride = args.stride or default_stride(stream.num_frames, model.num_segments, model.new_length)
+    fps = args.fps or stream.fps or DEFAULT_FPS
+    way = 'causal: one segment a step' if online.causal else 'bidirectional: the window re-run each step'
+    print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
+          f'{model.new_length} frames, {size}x{size}) from {args.weights} on {device}; {way}')
+    print(precision.describe())
+    length = f'{stream.num_frames} frames' if stream.num_frames else 'live'
+    print(f'=> {args.source}: {length} at {fps:g} fps, a segment every {stride} frames; classes: {names_source}')
+    if stream.note:
+        print(f'=> {args.source}: {stream.note}')
+
+    dropper = LateFrameDropper(fps, stream.live) if args.realtime else None
+    frames = dropper(stream.frames()) if dropper else stream.frames()
+    writer = AnnotatedVideoWriter(args.out, fps) if args.out else None
+    predictions: list[Prediction] = []
+    lines: list[str] = []
+    pa_map = None
+    steps = 0
+    started = None
+    pending: dict[int, torch.Tensor] = {}  # frames read but not yet written (the segment's own)
+
+    def write_frames(upto: int) -> None:
+        for index in sorted(i for i in pending if i <= upto):
+            frame = pending.pop(index)
+            if writer:
+                writer.write(frame, lines, pa_map, crop_box(frame.shape[1], frame.shape[0], scale, size))
+
+    def remember(indexed):
+        for index, frame in indexed:
+            pending[index] = frame
+            yield index, frame
+
+    try:
+        for start, segment_frames in segments(remember(frames), model.new_length, stride):
+            write_frames(start - 1)
+            began = time.perf_counter()
+            started = started or began
+            segment = to_model_input(transform(torch.stack(segment_frames))[None], model.input_mean,
+                                     model.input_std, device)[0]
+            with precision.autocast():
+                logits = online.step(segment)
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+            done = time.perf_counter()
+            steps += 1
+            if online.backbone_input is not None and options['modality'] != 'RGB':
+                pa_map = online.backbone_input[-(model.new_length - 1):].float().mean(dim=0).cpu()
+            rate = steps / (done - started)
+            where = f'segment {steps} (frames {start + 1}-{start + model.new_length})'
+            if logits is None:
+                print(f'{where}: {online.seen}/{model.num_segments} segments seen | '
+                      f'{(done - began) * 1e3:.1f} ms, {rate:.2f} segments/s')
+            else:
+                probs = torch.softmax(logits.float(), dim=0).cpu()
+                values, order = probs.topk(min(args.top, len(names)))
+                top = [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
+                predictions.append(Prediction(start, top, done - began))
+                shown = ' | '.join(f'{rank}. {name} {prob:.3f}' for rank, (_, name, prob) in enumerate(top, 1))
+                print(f'{where}: {shown} | {(done - began) * 1e3:.1f} ms, {rate:.2f} segments/s')
+                lines = [f'{rank}. {name} {prob:.2f}' for rank, (_, name, prob) in enumerate(top, 1)]
+            write_frames(start + model.new_length - 1)
+        write_frames(float('inf'))
+    finally:
+        if writer:
+            writer.close()
+    elapsed = time.perf_counter() - started if started else 0.0
+    summary = f'=> {steps} segments in {elapsed:.2f} s ({steps / elapsed if elapsed else 0:.2f} segments/s), ' \
+              f'{len(predictions)} predictions'
+    if dropper:
+        summary += f'; --realtime at {fps:g} fps dropped {dropper.dropped} frames'
+    print(summary)
+    if writer:
+        w, h = writer.size or (0, 0)
+        print(f'=> wrote {args.out}: {writer.frames_written} frames, {w}x{h}')
+    return {'predictions': predictions, 'stride': stride, 'dropped': dropper.dropped if dropper else 0,
+            'frames_written': writer.frames_written if writer else 0, 'causal': online.causal}
+
+
+if __name__ == '__main__':
+    run_cli_main(main)

@@ -2,7 +2,7 @@
 
 Each compares the final weights with the unbroken run's, log.csv and the tensorboard scalars with
 its (no epoch twice, none missing), and counts checkpoints that do not load. The default test run
-has the two one-process kills; the slow ones are marked ``drill`` (``pytest -m drill``), and
+has the one-process kill after a mid-epoch checkpoint; the others are marked ``drill`` (``pytest -m drill``), and
 ``bash scripts/drills.sh`` runs every test of this file and prints the drills' table."""
 import os
 import shutil
@@ -31,6 +31,7 @@ def test_sigkill_after_a_mid_epoch_checkpoint_then_resume_auto_equals_the_unbrok
     assert result.bad_checkpoints == 0
 
 
+@pytest.mark.drill
 def test_a_killed_dataloader_worker_stops_the_run_and_resume_auto_continues(drill_set):
     result = drill_set.kill_data_worker()
     assert result.logs_match and not result.notes, result.notes  # it stopped with the message, then finished

@@ -84,6 +84,7 @@ def test_torchrun_two_processes_gloo(tmp_path, data_root):
     assert len(list((tmp_path / 'log').iterdir())) == 1
 
 
+@pytest.mark.drill  # slow; tests/test_drills.py's mid-epoch kill runs with the suite
 def test_sigkill_then_resume_completes(tmp_path, data_root):
     args = ['RGB', *TINY, '--epochs', '4', '--print-freq', '100']
     name = 'PAN_RGB_synthetic_resnet18_shift8_blockres_avg_segment2_e4_scratch'

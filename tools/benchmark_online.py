@@ -110,13 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@torch.no_grad()  # restored on return: tests call main() in-process
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag, value in (('--steps', args.steps), ('--segments', args.segments)):
         if value < 1:
             parser.error(f'{flag} {value}: must be 1 or more')
-    torch.set_grad_enabled(False)
     print(f'{read_cpu_info().summary()}, {torch.get_num_threads()} threads; torch {torch.__version__}; '
           f'{args.modality}, {args.segments} segments at {args.size}x{args.size}, batch 1; '
           f'median of {args.steps} steps')

@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@torch.no_grad()  # restored on return: tests call main() in-process
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    torch.set_grad_enabled(False)
     model, options, checkpoint = load_pan_model(args.weights, args.num_segments)
     size = args.input_size or trained_input_size(checkpoint)
     if args.online and not is_causal(model):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -132,23 +133,30 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ckpt.pth.tar']  # no temporary file left
 
 
-def test_run_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
-    holder = subprocess.Popen([sys.executable, '-c', f'''
+@contextmanager
+def lock_holder(folder: Path):
+    """A live process holding ``folder``'s run lock, as a training run does; SIGKILLed on exit."""
+    holder = subprocess.Popen([sys.executable, '-c', f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from ops.run_lock import RunLock
-RunLock({str(tmp_path)!r}).acquire()
+RunLock({str(folder)!r}).acquire()
 print('held', flush=True)
-time.sleep(60)
-'''], stdout=subprocess.PIPE, text=True)
+time.sleep(120)
+"""], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == 'held'
-        with pytest.raises(RunLockedError) as err:
-            RunLock(str(tmp_path)).acquire()
-        assert str(tmp_path / 'run.lock') in str(err.value) and f'pid {holder.pid}' in str(err.value)
+        yield holder
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_run_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
+    with lock_holder(tmp_path) as holder:
+        with pytest.raises(RunLockedError) as err:
+            RunLock(str(tmp_path)).acquire()
+        assert str(tmp_path / 'run.lock') in str(err.value) and f'pid {holder.pid}' in str(err.value)
     with RunLock(str(tmp_path)):  # a killed holder leaves nothing stuck
         pass
 
@@ -213,23 +221,11 @@ def test_a_second_run_with_the_same_name_refuses_to_start(tmp_path, synthetic_ro
     main.py run with the same name refuses to start and writes nothing; once the holder is killed,
     the lock is free."""
     folder = tmp_path / 'checkpoint' / NAME.replace('_e2_', '_e1_')
-    holder = subprocess.Popen([sys.executable, '-c', f"""
-import sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from ops.run_lock import RunLock
-RunLock({str(folder)!r}).acquire()
-print('held', flush=True)
-time.sleep(120)
-"""], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == 'held'
+    with lock_holder(folder) as holder:
         second = main_py(tmp_path, synthetic_root, *TINY, '--epochs', '1', '--resume', 'auto', check=False)
         assert second.returncode == 2 and 'Traceback' not in second.stderr
         assert f'error: {folder / "run.lock"}: another run is training in this folder (pid {holder.pid}' in second.stderr
         assert sorted(p.name for p in folder.iterdir()) == ['run.lock'] and not (tmp_path / 'log').exists()
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     with RunLock(str(folder)):  # the killed holder left nothing stuck
         pass
 

@@ -9,7 +9,7 @@ Runs on CUDA when present, else on the CPU. Writes ``log/<name>/{log.csv,args.tx
 
 A mistake in the input (a missing or unreadable file, a bad list line, a checkpoint that does not
 fit, options that contradict each other) prints ``error: ...`` and exits with status 2, with no
-traceback unless ``--debug`` (ops/cli.py); a non-finite loss prints ``error: ...`` and exits with 1.
+traceback unless ``--debug`` (ops/engine/cli.py); a non-finite loss prints ``error: ...`` and exits with 1.
 """
 from __future__ import annotations
 
@@ -30,21 +30,21 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from opts import parse_args
-from ops.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint
-from ops.cli import QUIET_RANK_GRACE_S, run_cli_main
 from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
-from ops.distributed import DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed, setup_distributed
+from ops.engine.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint
+from ops.engine.cli import QUIET_RANK_GRACE_S, run_cli_main
+from ops.engine.distributed import DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed, setup_distributed
+from ops.engine.naming import run_name
+from ops.engine.optim import adjust_learning_rate, build_optimizer
+from ops.engine.precision import amp_settings, autocast
+from ops.engine.resumable import ResumableSampler, SeededSamples, restore_rng_state
+from ops.engine.run_logger import RunLogger
+from ops.engine.run_state import AUTO, RunCheckpoints, describe, lock_run_folder, resume_source
 from ops.errors import InputError
-from ops.image_io import FrameReadError
+from ops.frames.image_io import FrameReadError
+from ops.frames.video_reader import VideoReadError
 from ops.models import PAN
-from ops.naming import run_name
-from ops.optim import adjust_learning_rate, build_optimizer
-from ops.precision import amp_settings, autocast
-from ops.resumable import ResumableSampler, SeededSamples, restore_rng_state
-from ops.run_logger import RunLogger
-from ops.run_state import AUTO, RunCheckpoints, describe, lock_run_folder, resume_source
 from ops.utils import AverageMeter, correct_topk_tensor, seed_everything, seed_worker
-from ops.video_reader import VideoReadError
 
 
 class RunStopped(RuntimeError):

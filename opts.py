@@ -7,9 +7,9 @@ import argparse
 
 from ops.backbone_registry import BACKBONES
 from ops.backbones import PRETRAIN_CHOICES
-from ops.cli import add_debug_flag, new_parser
 from ops.data_setup import add_lmdb_flag
 from ops.dataset_config import known_datasets
+from ops.engine.cli import add_debug_flag, new_parser
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
 from ops.models import CONSENSUS_TYPES
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='where the shift goes: the residual branch of every block, or the block input')
     g.add_argument('--causal_shift', default=False, action='store_true',
                    help='online (causal) shift: 1/shift_div of the channels from the previous segment only, '
-                        'nothing from the future, for streaming with ops.streaming.OnlinePAN '
+                        'nothing from the future, for streaming with ops.deploy.streaming.OnlinePAN '
                         '(default: off, the released bidirectional shift)')
     g.add_argument('--temporal_pool', default=False, action='store_true',
                    help='halve the segments after layer1 (needs an even --num_segments)')

@@ -9,7 +9,7 @@ One branch per checkpoint. Each branch's scores are averaged over its views (cro
 then the branches are averaged, weighted by --coeff. Two branches are reported as Full, three as
 En. Runs on CUDA when present (every GPU, or those of --gpus), else on the CPU, in fp32 by default:
 the released numbers, on any machine. --amp runs bf16 autocast and channels-last (about 1.5x faster
-where the CPU has AMX or AVX-512 BF16, logits within 1e-2 of fp32; ops/precision.py).
+where the CPU has AMX or AVX-512 BF16, logits within 1e-2 of fp32; ops/engine/precision.py).
 
 A mistake in the input (a missing or unreadable checkpoint or list, a malformed list line, a
 checkpoint that does not fit, options that contradict each other) prints 'error: ...' and exits
@@ -28,16 +28,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ops.checkpoint import branch_options, build_pan, read_checkpoint
-from ops.cli import add_debug_flag, new_parser, run_cli_main
 from ops.data_setup import add_lmdb_flag, build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
 from ops.dataset import parse_list_file
 from ops.dataset_config import known_datasets, read_categories
-from ops.distributed import pick_device
+from ops.engine.checkpoint import branch_options, build_pan, read_checkpoint
+from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
+from ops.engine.distributed import pick_device
+from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
+from ops.engine.test_report import class_accuracy, confusion, save_confusion_png, write_submission
 from ops.errors import InputError
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
-from ops.precision import RunPrecision, add_precision_flags, resolve_precision
-from ops.test_report import class_accuracy, confusion, save_confusion_png, write_submission
 from ops.utils import AverageMeter, accuracy
 from ops.views import CROP_CHOICES, TestViews
 

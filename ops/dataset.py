@@ -1,6 +1,6 @@
 """From list file to clip tensor: list parsing and the ``PANDataSet`` that samples frames
-(:mod:`ops.sampling`) and reads them from frame folders or video files (:mod:`ops.frame_source`),
-or from an LMDB store (:mod:`ops.lmdb_source`).
+(:mod:`ops.sampling`) and reads them from frame folders or video files (:mod:`ops.frames.frame_source`),
+or from an LMDB store (:mod:`ops.frames.lmdb_source`).
 
 Frame indices are 1-based as in the release (``img_00001.jpg`` is frame 1).
 """
@@ -19,12 +19,13 @@ from tqdm import tqdm
 
 from ops.dataset_config import resolve_list_path
 from ops.errors import InputError
-from ops.frame_source import FolderFrames, FrameSource, MissingVideoError, VideoFrames, stack_clip
-from ops.image_io import FrameReadError
-from ops.lmdb_source import LmdbFrames, check_lmdb_path
+from ops.frames.frame_source import (FolderFrames, FrameSource, MissingVideoError, VideoFrames, open_frame_source,
+                                     read_clip, stack_clip)
+from ops.frames.image_io import FrameReadError
+from ops.frames.lmdb_source import LmdbFrames, check_lmdb_path
+from ops.frames.video_reader import VideoReadError, count_video_frames, is_video_file
 from ops.modalities import DEFAULT_DATA_LENGTH, check_modality
 from ops.sampling import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
-from ops.video_reader import VideoReadError, count_video_frames, is_video_file
 
 MIN_FRAMES = 3  # the release drops shorter videos from training and validation lists
 MAX_REPORTED_LINES = 5
@@ -121,7 +122,7 @@ class PANDataSet(Dataset):
     ``VIDEO_EXTENSIONS``; frame count 0 = read from the file), relative to ``root_path`` (the
     dataset's frame folder) unless absolute (:func:`~ops.dataset_config.resolve_list_path`).
     With ``lmdb_path``, the frames of frame-folder lines come from that LMDB store instead, under
-    the release's keys (:mod:`ops.lmdb_source`); video-file lines still read the video.
+    the release's keys (:mod:`ops.frames.lmdb_source`); video-file lines still read the video.
 
     Release behaviour kept: outside ``test_mode`` (or with ``remove_missing``) videos with fewer
     than 3 frames are dropped. Unlike the release, a missing or unreadable frame or video raises
@@ -270,3 +271,13 @@ class PANDataSet(Dataset):
 
     def __len__(self) -> int:
         return len(self.video_list)
+
+
+def sample_clip(path: str, num_segments: int, new_length: int) -> tuple[torch.Tensor, np.ndarray, FrameSource]:
+    """The validation clip of a video file or frame folder: segment centres, ``new_length``
+    consecutive frames each. Returns uint8 frames ``(num_segments * new_length, H, W, 3)``, their
+    1-based indices and the source they came from (its ``num_frames`` and ``note``)."""
+    source = open_frame_source(path)
+    starts = sample_val_indices(source.num_frames, num_segments, new_length)
+    indices = expand_indices(starts, new_length, source.num_frames)
+    return read_clip(source, indices), indices, source

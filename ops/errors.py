@@ -5,7 +5,7 @@ content of a file or the value of an option: a checkpoint that does not read or 
 malformed list or category file, a frame folder with no usable frames, an option the entry point
 cannot honour. The entry points (``main.py``, ``test_models.py``) print its message as one
 ``error: ...`` line (its first line names the file, list line or option) and exit with status 2;
-see :func:`ops.cli.run_cli_main`. A ValueError that is not an InputError is a bug and keeps its
+see :func:`ops.engine.cli.run_cli_main`. A ValueError that is not an InputError is a bug and keeps its
 traceback.
 
 Missing or unreadable files are OSErrors (FileNotFoundError, DatasetFilesError, FrameReadError,

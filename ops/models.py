@@ -30,7 +30,7 @@ class PAN(nn.Module):
     segment's ``new_length`` consecutive frames together), output ``(N, num_class)`` logits.
 
     ``causal_shift``: every temporal shift takes channels from the previous segment only (TSM's
-    online shift), so a segment's features depend on no later segment; ``ops.streaming.OnlinePAN``
+    online shift), so a segment's features depend on no later segment; ``ops.deploy.streaming.OnlinePAN``
     then runs one segment per step. Off by default: the released bidirectional shift.
     """
 

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from ops.checkpoint import (CheckpointMismatchError, load_for_finetune, load_pan_weights, read_checkpoint,
+from ops.engine.checkpoint import (CheckpointMismatchError, load_for_finetune, load_pan_weights, read_checkpoint,
                             save_checkpoint)
 from ops.models import PAN
 from reference_fill import fill_state_dict
@@ -116,7 +116,7 @@ def test_finetune_maps_shift_keys(tmp_path):
 
 @pytest.mark.parametrize('stored', [None, False, True])
 def test_causal_shift_is_rebuilt_from_the_model_options(tmp_path, stored):
-    from ops.checkpoint import load_pan_model
+    from ops.engine.checkpoint import load_pan_model
     options = dict(num_class=7, num_segments=4, modality='Lite', base_model='resnet18', is_shift=True,
                    has_VAP=True, dropout=0.5)
     if stored is not None:

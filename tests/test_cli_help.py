@@ -1,4 +1,4 @@
-"""Every tool's ``-h`` says what each flag means and shows its default (ops/cli.py's formatter), and a
+"""Every tool's ``-h`` says what each flag means and shows its default (ops/engine/cli.py's formatter), and a
 missing input ends a tool with one ``error:`` line and exit status 2."""
 import argparse
 import importlib
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.cli import HelpFormatter
+from ops.engine.cli import HelpFormatter
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = sorted(p.stem for p in (ROOT / 'tools').glob('*.py') if not p.stem.startswith('_'))

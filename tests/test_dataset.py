@@ -11,9 +11,9 @@ from torch.utils.data import DataLoader
 
 from ops.dataset import (ListFileError, MissingFrameWarning, PANDataSet, VideoRecord, expand_indices,
                          parse_list_file, sample_val_indices)
-from ops.image_io import FrameReadError
+from ops.frames.image_io import FrameReadError
+from ops.frames.video_reader import VideoReadError
 from ops.transforms import build_test_transform, build_train_transform, build_val_transform
-from ops.video_reader import VideoReadError
 from test_video_reader import frame_colour, frame_number, write_video
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -303,10 +303,10 @@ def test_video_record_fields():
     assert (r.path, r.num_frames, r.label, r.source) == ('a b', 3, 1, '')
 
 
-# ------------------------------------------------------------------ frame files (ops/image_io.py)
+# ------------------------------------------------------------------ frame files (ops/frames/image_io.py)
 
 def test_fast_decoder_equals_pil(tmp_path):
-    from ops.image_io import read_frame_pil, read_frame_uint8
+    from ops.frames.image_io import read_frame_pil, read_frame_uint8
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
     image = Image.fromarray(texture).resize((60, 45), Image.BICUBIC)
@@ -319,7 +319,7 @@ def test_fast_decoder_equals_pil(tmp_path):
 
 
 def test_frame_errors_name_the_file(tmp_path):
-    from ops.image_io import read_frame_pil, read_frame_uint8
+    from ops.frames.image_io import read_frame_pil, read_frame_uint8
     (tmp_path / 'empty.jpg').write_bytes(b'')
     (tmp_path / 'cut.jpg').write_bytes(b'\xff\xd8\xff\xe0 truncated')
     for read in (read_frame_uint8, read_frame_pil):

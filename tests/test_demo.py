@@ -8,9 +8,9 @@ import torch
 
 from conftest import ROOT, run_entry
 from ops.backbone_registry import scale_size_for
-from ops.checkpoint import save_checkpoint
 from ops.data_setup import to_model_input
 from ops.dataset import PANDataSet
+from ops.engine.checkpoint import save_checkpoint
 from ops.models import PAN
 from ops.transforms import build_val_transform
 from reference_fill import fill_state_dict

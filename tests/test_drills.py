@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.checkpoint import read_checkpoint
+from ops.engine.checkpoint import read_checkpoint
 from tools import drills
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ import main
 import opts
 import test_models
 from conftest import run_entry
-from ops import cli
-from ops.cli import error_message, run_cli_main
-from ops.image_io import FrameReadError
+from ops.engine import cli
+from ops.engine.cli import error_message, run_cli_main
+from ops.frames.image_io import FrameReadError
 from ops.models import PAN
 
 COMPAT = 'kept for compatibility with the release'

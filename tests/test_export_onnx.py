@@ -1,5 +1,5 @@
 """tools/export_onnx.py: the offline model and the causal online step exported to ONNX, with a
-dynamic batch, give PyTorch's logits under ONNX Runtime (ops/onnx_export.py)."""
+dynamic batch, give PyTorch's logits under ONNX Runtime (ops/deploy/onnx_export.py)."""
 import sys
 
 import onnx
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from conftest import ROOT
-from ops.checkpoint import save_checkpoint
+from ops.deploy.onnx_export import check_offline, ort_session
+from ops.engine.checkpoint import save_checkpoint
 from ops.models import PAN
-from ops.onnx_export import check_offline, ort_session
 from reference_fill import fill_state_dict
 
 sys.path.insert(0, str(ROOT / 'tools'))

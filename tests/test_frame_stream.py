@@ -1,9 +1,9 @@
-"""ops/frame_stream.py: frames in order from files, folders and (by name) cameras; segments; late-frame dropping."""
+"""ops/frames/frame_stream.py: frames in order from files, folders and (by name) cameras; segments; late-frame dropping."""
 import pytest
 import torch
 
 from ops.errors import InputError
-from ops.frame_stream import LateFrameDropper, open_frame_stream, segments
+from ops.frames.frame_stream import LateFrameDropper, open_frame_stream, segments
 
 
 def numbered(n):

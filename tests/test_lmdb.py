@@ -16,9 +16,9 @@ from conftest import run_entry
 from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset
 from ops.dataset import MissingFrameWarning, PANDataSet, parse_list_file
 from ops.dataset_config import DatasetFilesError
-from ops.frame_source import MissingVideoError
-from ops.image_io import FrameReadError
-from ops.lmdb_source import LmdbStoreError, frame_key
+from ops.frames.frame_source import MissingVideoError
+from ops.frames.image_io import FrameReadError
+from ops.frames.lmdb_source import LmdbStoreError, frame_key
 from ops.models import PAN
 from opts import parse_args
 from reference_fill import fill_state_dict

@@ -1,7 +1,7 @@
 """Run names: built as the release names runs, and read back from checkpoint file names."""
 import pytest
 
-from ops.naming import parse_run_name, run_name
+from ops.engine.naming import parse_run_name, run_name
 
 
 def test_release_name():

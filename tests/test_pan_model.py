@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from ops.engine.precision import resolve_precision
 from ops.models import PAN
-from ops.precision import resolve_precision
 from reference_fill import fill_state_dict, make_input
 
 RELEASED = dict(dropout=0.5, partial_bn=False, pretrain='scratch', is_shift=True, shift_div=8,

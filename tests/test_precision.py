@@ -1,10 +1,10 @@
-"""ops/precision.py: the CPU's bf16 flags, the default they give (bf16 + channels-last only where the
+"""ops/engine/precision.py: the CPU's bf16 flags, the default they give (bf16 + channels-last only where the
 CPU has AMX or AVX-512 BF16), the flags that override it, and the line a run prints."""
 import pytest
 import torch
 
-from ops.cli import new_parser
-from ops.precision import (CpuInfo, add_precision_flags, amp_settings, parse_cpuinfo, precision_grid,
+from ops.engine.cli import new_parser
+from ops.engine.precision import (CpuInfo, add_precision_flags, amp_settings, parse_cpuinfo, precision_grid,
                            read_cpu_info, resolve_precision)
 
 CPU = torch.device('cpu')

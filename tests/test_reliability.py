@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from ops.checkpoint import read_checkpoint, save_checkpoint
-from ops.distributed import DistContext
-from ops.resumable import ResumableSampler, SeededSamples, gather_rng_states, restore_rng_state, seeded_draws
-from ops.run_lock import RunLock, RunLockedError
-from ops.safe_files import CheckpointWriteError, publish_copy
+from ops.engine.checkpoint import read_checkpoint, save_checkpoint
+from ops.engine.distributed import DistContext
+from ops.engine.resumable import ResumableSampler, SeededSamples, gather_rng_states, restore_rng_state, seeded_draws
+from ops.engine.run_lock import RunLock, RunLockedError
+from ops.engine.safe_files import CheckpointWriteError, publish_copy
 from tools import drills
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def lock_holder(folder: Path):
     holder = subprocess.Popen([sys.executable, '-c', f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
-from ops.run_lock import RunLock
+from ops.engine.run_lock import RunLock
 RunLock({str(folder)!r}).acquire()
 print('held', flush=True)
 time.sleep(120)

@@ -1,12 +1,12 @@
-"""OnlinePAN: streaming one segment at a time gives the offline model's logits (ops/streaming.py)."""
+"""OnlinePAN: streaming one segment at a time gives the offline model's logits (ops/deploy/streaming.py)."""
 import copy
 
 import pytest
 import torch
 from torch import nn
 
+from ops.deploy.streaming import CausalStep, OnlinePAN
 from ops.models import PAN
-from ops.streaming import CausalStep, OnlinePAN
 from ops.temporal_shift import TemporalShift
 from reference_fill import fill_state_dict
 

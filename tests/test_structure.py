@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from ops.backbone_registry import BACKBONES, BackboneEntry, register_backbone, scale_size_for
-from ops.frame_source import VideoFrames, open_frame_source
+from ops.frames.frame_source import VideoFrames, open_frame_source
+from ops.frames.video_reader import VIDEO_EXTENSIONS, is_video_file
 from ops.models import PAN
 from ops.sampling import DENSE_TEST_CLIPS
-from ops.video_reader import VIDEO_EXTENSIONS, is_video_file
 from ops.views import TestViews
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +84,87 @@ def test_registry_is_a_leaf_and_architectures_import_only_it():
     for path in (ROOT / 'archs').glob('*.py'):
         ours = {m for m in _imports(path) if m.split('.')[0] == 'ops'}
         assert ours <= {'ops.backbone_registry', 'ops.temporal_shift'}, (path.name, ours)
+
+
+# The concerns of ops/ and the project modules each may import (besides the standard library and
+# third-party packages). Model code knows tensors; the clip side may read the model's descriptive
+# leaves (input statistics, frames per segment) but never builds a network.
+MODEL = {'ops.PAN_modules', 'ops.models', 'ops.temporal_shift', 'ops.backbones', 'ops.backbone_registry',
+         'ops.modalities'}
+CLIPS = {'ops.dataset', 'ops.dataset_config', 'ops.sampling', 'ops.views', 'ops.data_setup', 'ops.transforms'}
+LEAVES = {'ops.errors', 'ops.utils'}
+ALLOWED = {
+    'model': MODEL | {'archs'},
+    'clips': CLIPS | LEAVES | {'ops.frames', 'ops.backbone_registry', 'ops.modalities'},
+    'ops.frames': {'ops.frames', 'ops.errors'},
+    'ops.engine': MODEL | CLIPS | LEAVES | {'ops.frames', 'ops.engine'},
+    'ops.deploy': MODEL | {'ops.frames', 'ops.errors', 'ops.deploy'},
+    'leaves': set(),
+}
+
+
+def _concern(module: str) -> str:
+    for package in ('ops.frames', 'ops.engine', 'ops.deploy'):
+        if module == package or module.startswith(package + '.'):
+            return package
+    if module in MODEL:
+        return 'model'
+    if module in LEAVES:
+        return 'leaves'
+    assert module in CLIPS or module.startswith('ops.transforms'), f'{module}: no concern; add it to one'
+    return 'clips'
+
+
+def _allowed(name: str, allowed: set[str]) -> bool:
+    return any(name == a or name.startswith(a + '.') for a in allowed)
+
+
+def test_every_ops_module_belongs_to_one_concern_and_imports_only_what_it_may():
+    bad = {}
+    for path in sorted((ROOT / 'ops').rglob('*.py')):
+        parts = path.relative_to(ROOT).with_suffix('').parts
+        module = '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+        if module == 'ops':
+            continue
+        concern = _concern(module)
+        ours = {m for m in _imports(path) if m.split('.')[0] in ('ops', 'archs')}
+        wrong = {m for m in ours if not _allowed(m, ALLOWED[concern])}
+        if wrong:
+            bad[module] = (concern, sorted(wrong))
+    assert not bad, bad
+
+
+def test_sub_packages_open_with_what_they_hold_and_may_import():
+    for init in sorted((ROOT / 'ops').glob('*/__init__.py')):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and 'import' in doc, f'{init}: docstring must say what it holds and what it may import'
+
+
+def test_released_module_names_stay_at_the_top_of_ops():
+    """The modules the release and users know by name keep their place and public names."""
+    from ops.dataset import PANDataSet, VideoRecord  # noqa: F401
+    from ops.dataset_config import get_dataset_info  # noqa: F401
+    from ops.models import PAN  # noqa: F401
+    from ops.PAN_modules import PA, VAP  # noqa: F401
+    from ops.temporal_shift import TemporalPool, TemporalShift, make_temporal_pool, make_temporal_shift  # noqa: F401
+    from ops.transforms import (GroupCenterCrop, GroupFullResSample, GroupMultiScaleCrop,  # noqa: F401
+                                GroupNormalize, GroupOverSample, GroupRandomHorizontalFlip, GroupScale, Stack,
+                                ToTorchFormatTensor)
+    from ops.utils import AverageMeter, accuracy  # noqa: F401
+    tops = {p.stem for p in (ROOT / 'ops').iterdir() if p.suffix == '.py' or (p / '__init__.py').exists()}
+    assert {'PAN_modules', 'models', 'temporal_shift', 'dataset', 'transforms', 'dataset_config', 'utils'} <= tops
+
+
+def test_no_module_only_re_exports_another():
+    """No compatibility shims: a module whose body is only imports is clutter. ops.transforms is the
+    release's module name kept as a package, so its __init__ gathers its parts by design."""
+    for path in sorted((ROOT / 'ops').rglob('*.py')):
+        if path == ROOT / 'ops' / 'transforms' / '__init__.py':
+            continue
+        body = [n for n in ast.parse(path.read_text()).body
+                if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        assert not body or not all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body), \
+            f'{path}: a module that only re-exports'
 
 
 def test_ops_imports_no_entry_point_or_tool():

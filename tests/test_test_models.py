@@ -10,8 +10,8 @@ from PIL import Image
 
 from conftest import run_entry
 from ops.data_setup import build_clip_dataset, resolve_dataset, to_model_input
+from ops.engine.test_report import write_submission
 from ops.models import PAN
-from ops.test_report import write_submission
 from reference_fill import fill_state_dict
 
 TRAIN = ['--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2', '--input_size', '32', '-b', '4',

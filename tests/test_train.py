@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ops.checkpoint import read_checkpoint
-from ops.optim import build_optimizer, lr_at_epoch
+from ops.engine.checkpoint import read_checkpoint
+from ops.engine.optim import build_optimizer, lr_at_epoch
 from opts import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]

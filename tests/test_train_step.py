@@ -11,9 +11,9 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 import main
-from ops.checkpoint import read_checkpoint
 from ops.data_setup import to_model_input
-from ops.distributed import DistContext, all_reduce_sum, all_reduce_tensor
+from ops.engine.checkpoint import read_checkpoint
+from ops.engine.distributed import DistContext, all_reduce_sum, all_reduce_tensor
 from ops.utils import AverageMeter, accuracy, correct_topk, correct_topk_tensor
 from opts import parse_args
 

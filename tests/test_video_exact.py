@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import torch
 
-from ops import video_reader
-from ops.frame_source import VideoFrames
+from ops.frames import video_reader
+from ops.frames.frame_source import VideoFrames
+from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReader, count_video_frames, video_index
 from ops.sampling import expand_indices, sample_test_indices, sample_val_indices
-from ops.video_reader import VIDEO_EXTENSIONS, VideoReader, count_video_frames, video_index
 
 FIXTURE = Path(__file__).resolve().parent / 'fixtures' / 'xvid_bframes.avi'
 WIDTH, HEIGHT = 64, 48

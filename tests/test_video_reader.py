@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from ops.video_reader import VideoReader, VideoReadError, count_video_frames, is_video_file
+from ops.frames.video_reader import VideoReader, VideoReadError, count_video_frames, is_video_file
 
 # (extension, codec): what this PyAV build can write; libx264 adds B-frames (pts reordering)
 FORMATS = [('mp4', 'mpeg4'), ('avi', 'mpeg4'), ('webm', 'vp8'), ('mkv', 'vp9'), ('mp4', 'libx264')]

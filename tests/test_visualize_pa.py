@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, run_entry
-from ops.checkpoint import save_checkpoint
-from ops.frame_source import list_frame_files
+from ops.engine.checkpoint import save_checkpoint
+from ops.frames.frame_source import list_frame_files
 from ops.models import PAN
 from ops.PAN_modules import PA
 

@@ -18,13 +18,13 @@ from typing import Callable, Iterable, NoReturn, Sequence
 
 from tqdm import tqdm
 
-from ops.cli import new_parser
+from ops.engine.cli import new_parser
 
 # data_root and dataset_layout are re-exported: the tools import them from here. Where each
 # dataset lives under the data root comes from the registry (ops/dataset_config.py), which the
 # loaders read too.
 from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, DatasetLayout, data_root, dataset_layout  # noqa: F401
-from ops.video_reader import VIDEO_EXTENSIONS
+from ops.frames.video_reader import VIDEO_EXTENSIONS
 
 CATEGORY_FILE = 'category.txt'
 DIGITS_JPG = re.compile(r'^\d+\.jpg$')  # Something-Something frames: 00001.jpg / 000001.jpg
@@ -59,7 +59,7 @@ def exit_with_error(err: object) -> NoReturn:
 
 
 def prep_parser(doc: str) -> argparse.ArgumentParser:
-    """A data tool's argument parser (ops/cli.py's: ``doc`` shown as written, every flag's default
+    """A data tool's argument parser (ops/engine/cli.py's: ``doc`` shown as written, every flag's default
     shown) with ``--root_path``, the data root every default path hangs from."""
     parser = new_parser(doc)
     parser.add_argument('--root_path', default=None,

@@ -40,9 +40,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ops.backbone_registry import scale_size_for
-from ops.cli import new_parser
 from ops.dataset import PANDataSet
 from ops.dataset_config import default_lmdb_path
+from ops.engine.cli import new_parser
 from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
 from tools._prep_common import parse_size

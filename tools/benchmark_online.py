@@ -13,7 +13,7 @@ of 4 frames per step needs 6.25 steps/s to keep up. Precision rows: fp32, then b
 a CPU) unless ``--channels_last`` / ``--no_channels_last`` say otherwise.
 
 ONNX Runtime (CPU, as many threads as torch uses, timed in turn with PyTorch so that both see
-the same load) runs the exported fp32 graphs of ops/onnx_export.py: the offline clip model (clips/s, batch 1, beside PyTorch's fp32 forward) and
+the same load) runs the exported fp32 graphs of ops/deploy/onnx_export.py: the offline clip model (clips/s, batch 1, beside PyTorch's fp32 forward) and
 the causal online step (steps/s, beside PyTorch's fp32 causal step). Weights are random
 (``pretrain='scratch'``): speed does not depend on them.
 """
@@ -26,11 +26,11 @@ import time
 
 import torch
 
-from ops.cli import new_parser
+from ops.deploy.onnx_export import clip_shape, export_offline, export_online, online_names, ort_session
+from ops.deploy.streaming import OnlinePAN
+from ops.engine.cli import new_parser
+from ops.engine.precision import add_precision_flags, read_cpu_info, resolve_precision
 from ops.models import PAN
-from ops.onnx_export import clip_shape, export_offline, export_online, online_names, ort_session
-from ops.precision import add_precision_flags, read_cpu_info, resolve_precision
-from ops.streaming import OnlinePAN
 from tools.benchmark_train import timed
 
 CPU = torch.device('cpu')

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ops.cli import new_parser
-from ops.PAN_modules import PA
+from ops.engine.cli import new_parser
+from ops.engine.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
 from ops.modalities import DEFAULT_DATA_LENGTH
-from ops.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
+from ops.PAN_modules import PA
 
 
 def loop_pa(frames: torch.Tensor, conv: torch.nn.Conv2d, n_length: int) -> torch.Tensor:

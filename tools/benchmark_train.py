@@ -12,7 +12,7 @@ tools/benchmark_data.py for the data path). Each configuration runs in fp32 and 
 channels-last; ``--amp`` / ``--no_amp`` keep only the autocast or the fp32 rows,
 ``--channels_last`` / ``--no_channels_last`` only one layout. Each row gives its speed-up over the
 fp32 default-layout row of the same model, and the header the processor and whether it has AMX /
-AVX-512 BF16 (ops/precision.py). Peak memory of training is the GPU allocator's peak on CUDA, and on
+AVX-512 BF16 (ops/engine/precision.py). Peak memory of training is the GPU allocator's peak on CUDA, and on
 the CPU the process's peak resident memory above what it held before the model was built (weights,
 activations, gradients, optimizer).
 """
@@ -27,10 +27,10 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 import torch.nn.functional as F
 
-from ops.cli import new_parser
+from ops.engine.cli import new_parser
+from ops.engine.optim import build_optimizer
+from ops.engine.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
 from ops.models import PAN
-from ops.optim import build_optimizer
-from ops.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
 
 
 def reset_peak_memory(device: torch.device) -> None:

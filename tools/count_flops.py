@@ -18,7 +18,7 @@ import json
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ops.cli import new_parser
+from ops.engine.cli import new_parser
 from ops.models import PAN
 
 PAPER = {  # G multiply-adds per view, 8 segments (paper / README tables)

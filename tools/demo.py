@@ -14,7 +14,7 @@ the ``--input_size`` the checkpoint was trained with, else 224), ImageNet normal
 Class names come from ``--categories FILE``, else from the ``category.txt`` of the checkpoint's
 dataset under the data root (``--root_path``, ``$PAN_DATA_ROOT``, ``./data``); without either, the
 classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it); on
-the CPU in bf16 and channels-last where it has AMX or AVX-512 BF16, else in fp32 (ops/precision.py;
+the CPU in bf16 and channels-last where it has AMX or AVX-512 BF16, else in fp32 (ops/engine/precision.py;
 ``--amp`` / ``--no_amp``, ``--channels_last`` / ``--no_channels_last`` override it).
 
 Output::
@@ -33,15 +33,16 @@ from pathlib import Path
 import torch
 
 from ops.backbone_registry import scale_size_for
-from ops.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
-from ops.cli import new_parser
 from ops.data_setup import to_model_input
+from ops.dataset import sample_clip
 from ops.dataset_config import ENV_ROOT, get_dataset_info, known_datasets, read_categories
-from ops.distributed import pick_device
-from ops.frame_source import check_clip_source, sample_clip
+from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
+from ops.engine.cli import new_parser
+from ops.engine.distributed import pick_device
+from ops.engine.naming import parse_run_name
+from ops.engine.precision import add_precision_flags, resolve_precision
+from ops.frames.frame_source import check_clip_source
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
-from ops.naming import parse_run_name
-from ops.precision import add_precision_flags, resolve_precision
 from ops.transforms import build_val_transform
 from tools._prep_common import exit_with_error
 

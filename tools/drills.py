@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 from tensorboardX.proto import event_pb2
 
-from ops.checkpoint import read_checkpoint
-from ops.cli import new_parser
+from ops.engine.checkpoint import read_checkpoint
+from ops.engine.cli import new_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ['Lite', '--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2', '--input_size', '32',

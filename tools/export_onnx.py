@@ -4,11 +4,11 @@
         [--online] [--steps 4]
 
 The model (modality, backbone, shift, head, classes, segments) is rebuilt from the checkpoint alone
-(ops/checkpoint.py). The offline graph takes ``clip`` ``(N, T * L * 3, S, S)``, normalised as the
+(ops/engine/checkpoint.py). The offline graph takes ``clip`` ``(N, T * L * 3, S, S)``, normalised as the
 model's input, and returns ``logits`` ``(N, num_class)``; the batch N is dynamic. ``--online``
 (a causal checkpoint, trained with ``main.py --causal_shift``) exports one streaming step instead,
 its state as explicit inputs and outputs (``segment``, ``window``, ``shift_*`` -> ``logits``,
-``window_out``, ``shift_*_out``; see ops/onnx_export.py).
+``window_out``, ``shift_*_out``; see ops/deploy/onnx_export.py).
 
 The exported file is run with ONNX Runtime (CPU) on batches of 1 and 3 (online: ``--steps`` steps
 of each), and the largest difference to PyTorch printed; the tool fails (status 1) when it
@@ -23,11 +23,11 @@ import time
 
 import torch
 
-from ops.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
-from ops.cli import add_debug_flag, new_parser, run_cli_main
+from ops.deploy.onnx_export import ONNX_OPSET, check_offline, check_online, export_offline, export_online
+from ops.deploy.streaming import is_causal
+from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
+from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
 from ops.errors import InputError
-from ops.onnx_export import ONNX_OPSET, check_offline, check_online, export_offline, export_online
-from ops.streaming import is_causal
 
 CHECK_FAILED_STATUS = 1
 

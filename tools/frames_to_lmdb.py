@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from ops.dataset import ListFileError, parse_list_file
 from ops.dataset_config import default_lmdb_path, known_datasets
-from ops.lmdb_source import done_key, frame_key
-from ops.video_reader import is_video_file
+from ops.frames.lmdb_source import done_key, frame_key
+from ops.frames.video_reader import is_video_file
 from tools._prep_common import (MAX_NAMES_SHOWN, PrepError, data_root, dataset_layout, prep_parser, report_skipped,
                                 require_dir, require_file, run_cli)
 

@@ -7,7 +7,7 @@
 SOURCE is a video file, a folder of frames, or a camera (``/dev/video0``, read through PyAV's
 v4l2 input). Frames are read one after another; every ``--stride`` frames the ``new_length``
 consecutive frames starting there (4 for PA and Lite, 1 for RGB) form a segment, cropped and
-normalised as validation does, and go to ``ops.streaming.OnlinePAN``. Once ``num_segments``
+normalised as validation does, and go to ``ops.deploy.streaming.OnlinePAN``. Once ``num_segments``
 segments have been seen, each step prints the top classes of the last ``num_segments`` segments,
 the step's latency and the running segments/s. A causal checkpoint (``main.py --causal_shift``)
 runs one segment per step; a bidirectional one (every released checkpoint) re-runs the window.
@@ -32,15 +32,15 @@ from dataclasses import dataclass
 import torch
 
 from ops.backbone_registry import scale_size_for
-from ops.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
-from ops.cli import add_debug_flag, new_parser, run_cli_main
 from ops.data_setup import to_model_input
 from ops.dataset_config import ENV_ROOT
-from ops.distributed import pick_device
+from ops.deploy.streaming import OnlinePAN
+from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
+from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
+from ops.engine.distributed import pick_device
+from ops.engine.precision import add_precision_flags, resolve_precision
 from ops.errors import InputError
-from ops.frame_stream import LateFrameDropper, open_frame_stream, segments
-from ops.precision import add_precision_flags, resolve_precision
-from ops.streaming import OnlinePAN
+from ops.frames.frame_stream import LateFrameDropper, open_frame_stream, segments
 from ops.transforms import build_val_transform
 from tools._annotated_video import AnnotatedVideoWriter, crop_box
 from tools.demo import class_names

@@ -15,7 +15,7 @@ frames t and t+1.
 The PA conv is either a checkpoint's (``--weights``: a PA or Lite checkpoint written by main.py or
 released with the paper; its ``PA.shallow_conv.weight`` / ``.bias``, ``module.`` prefix or not) or
 a fresh one initialised as in training from ``--seed``. PA runs on the CPU, in bf16 where it has
-AMX or AVX-512 BF16, else in fp32, as the models run (ops/precision.py; ``--amp`` / ``--no_amp``
+AMX or AVX-512 BF16, else in fp32, as the models run (ops/engine/precision.py; ``--amp`` / ``--no_amp``
 override it).
 
 Display: each map is min-max normalised on its own to [0, 255] (a constant map is drawn black).
@@ -36,13 +36,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ops.checkpoint import checkpoint_state_dict, read_checkpoint
-from ops.cli import new_parser
 from ops.backbone_registry import IMAGENET_MEAN, IMAGENET_STD
-from ops.frame_source import sample_clip
+from ops.dataset import sample_clip
+from ops.engine.checkpoint import checkpoint_state_dict, read_checkpoint
+from ops.engine.cli import new_parser
+from ops.engine.precision import add_precision_flags, resolve_precision
 from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.PAN_modules import PA
-from ops.precision import add_precision_flags, resolve_precision
 from ops.transforms import ClipCenterCrop, ClipScale, normalize_uint8_batch
 from tools._prep_common import exit_with_error
 

@@ -4,7 +4,7 @@ Two graphs, both fp32 with a dynamic batch dimension:
 
 - offline: ``clip`` ``(N, T * L * 3, S, S)`` -> ``logits`` ``(N, num_class)``, the model's forward
   (RGB, PA or Lite on any registered backbone);
-- online (a causal model): one :class:`~ops.streaming.CausalStep`, its state explicit:
+- online (a causal model): one :class:`~ops.deploy.streaming.CausalStep`, its state explicit:
   ``segment`` ``(N, L * 3, S, S)``, ``window`` ``(N, T, D)``, ``shift_0 .. shift_{k-1}`` ->
   ``logits``, ``window_out``, ``shift_0_out .. shift_{k-1}_out``; feed each step the previous
   step's outputs, zeros (``initial_state``) at the start of a stream.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ops.deploy.streaming import CausalStep
 from ops.models import PAN
-from ops.streaming import CausalStep
 
 ONNX_OPSET = 18
 TOLERANCE = 1e-4  # of the largest |logit|: the check's bound on ONNX Runtime against PyTorch

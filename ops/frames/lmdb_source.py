@@ -19,8 +19,8 @@ import os
 
 import lmdb
 
-from ops.frame_source import Frame, IndexedFrames, MissingVideoError
-from ops.image_io import FrameReadError, decode_frame_pil, decode_frame_uint8
+from ops.frames.frame_source import Frame, IndexedFrames, MissingVideoError
+from ops.frames.image_io import FrameReadError, decode_frame_pil, decode_frame_uint8
 
 # Readers do not take reader-table slots with lock=False, so this only bounds what LMDB would
 # allow; high, so that many DataLoader workers of many processes never hit it.

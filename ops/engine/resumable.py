@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
-from ops.distributed import DistContext
+from ops.engine.distributed import DistContext
 from ops.utils import rng_state, set_rng_state
 
 

@@ -5,7 +5,7 @@ segments a streaming model takes from them; and a live source's dropping of late
     for start, frames in segments(stream.frames(), new_length=4, stride=8):
         ...                                          # frames: new_length uint8 (H, W, 3), consecutive
 
-Unlike :mod:`ops.frame_source` (frames by index, for clips), nothing here needs the whole video:
+Unlike :mod:`ops.frames.frame_source` (frames by index, for clips), nothing here needs the whole video:
 frames are decoded one after another, as a camera delivers them.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import av
 import torch
 
 from ops.errors import InputError
-from ops.frame_source import scan_frame_folder
-from ops.image_io import read_frame_uint8
-from ops.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file
+from ops.frames.frame_source import scan_frame_folder
+from ops.frames.image_io import read_frame_uint8
+from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file
 
 CAMERA_PREFIX = '/dev/video'
 

@@ -1,5 +1,5 @@
 """Frames by index from wherever a video is stored: a folder of extracted frames, a video file
-(here) or an LMDB store (:mod:`ops.lmdb_source`).
+(here) or an LMDB store (:mod:`ops.frames.lmdb_source`).
 
 One interface for every reader of frames (``PANDataSet``, ``tools/demo.py``,
 ``tools/visualize_pa.py``): :class:`FrameSource` gives the frame count and the frames at 1-based
@@ -22,14 +22,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ops.errors import InputError
-from ops.image_io import FrameReadError, read_frame_pil, read_frame_uint8
-from ops.sampling import expand_indices, sample_val_indices
-from ops.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
+from ops.frames.image_io import FrameReadError, read_frame_pil, read_frame_uint8
+from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 FLOW_PREFIXES = ('flow_x_', 'flow_y_', 'x_', 'y_')  # optical flow written beside RGB frames (TSN layout)
@@ -237,7 +235,7 @@ class FolderFrames(IndexedFrames):
 
 
 class VideoFrames(FrameSource):
-    """A video file, decoded with PyAV (see :mod:`ops.video_reader`); the frame count comes from
+    """A video file, decoded with PyAV (see :mod:`ops.frames.video_reader`); the frame count comes from
     the file's index, whatever the list file says."""
 
     def __init__(self, path: str) -> None:
@@ -309,13 +307,3 @@ def read_clip(source: FrameSource, indices: Sequence[int]) -> torch.Tensor:
     """uint8 clip ``(F, H, W, 3)`` of the frames at 1-based ``indices`` (in that order, repeats
     allowed), each distinct frame read once."""
     return stack_clip(source.read(indices), indices, source.path)
-
-
-def sample_clip(path: str, num_segments: int, new_length: int) -> tuple[torch.Tensor, np.ndarray, FrameSource]:
-    """The validation clip of a video file or frame folder: segment centres, ``new_length``
-    consecutive frames each. Returns uint8 frames ``(num_segments * new_length, H, W, 3)``, their
-    1-based indices and the source they came from (its ``num_frames`` and ``note``)."""
-    source = open_frame_source(path)
-    starts = sample_val_indices(source.num_frames, num_segments, new_length)
-    indices = expand_indices(starts, new_length, source.num_frames)
-    return read_clip(source, indices), indices, source

@@ -20,7 +20,7 @@ Two ways of stepping, chosen by the model:
   the RGB frame beside them). Each output is the offline model's on that window.
 
 :class:`CausalStep` is the causal step with its state explicit (inputs and outputs), which
-``ops.onnx_export`` exports as the online ONNX model.
+``ops.deploy.onnx_export`` exports as the online ONNX model.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ previous one stood, at an epoch's end or, with ``--save_steps``, in the middle o
 ``scaler``, ``lr``
 ``rng``, ``rng_ranks`` this process's RNG states (the release's key) and every process's
 ``meters``             the epoch's loss and accuracy sums so far (mid-epoch)
-``records``            log.csv's length and the scalars written (:class:`ops.run_logger.RunLogger`)
+``records``            log.csv's length and the scalars written (:class:`ops.engine.run_logger.RunLogger`)
 ``pending_validation`` the epoch was trained, its validation not yet done
 ``world_size``,        the layout that wrote a mid-epoch position
 ``batch_size``
@@ -28,11 +28,11 @@ import os
 
 import torch
 
-from ops.checkpoint import save_checkpoint
-from ops.distributed import DistContext, broadcast_object
-from ops.resumable import gather_rng_states
-from ops.run_lock import RunLock, RunLockedError
-from ops.safe_files import CheckpointWriteError, publish_copy, remove_stale_temporaries
+from ops.engine.checkpoint import save_checkpoint
+from ops.engine.distributed import DistContext, broadcast_object
+from ops.engine.resumable import gather_rng_states
+from ops.engine.run_lock import RunLock, RunLockedError
+from ops.engine.safe_files import CheckpointWriteError, publish_copy, remove_stale_temporaries
 
 CKPT_NAME = 'ckpt.pth.tar'
 BEST_NAME = 'ckpt.best.pth.tar'
@@ -51,7 +51,7 @@ def resume_source(flag: str, run_folder: str) -> tuple[str, str]:
 
 
 def lock_run_folder(folder: str, ctx: DistContext) -> RunLock | None:
-    """Rank 0 takes the folder's :class:`~ops.run_lock.RunLock` and clears what writers killed
+    """Rank 0 takes the folder's :class:`~ops.engine.run_lock.RunLock` and clears what writers killed
     mid-write left there; every process raises :class:`RunLockedError` if the folder is in use.
     Returns the lock on rank 0 (release it when the run ends), None elsewhere."""
     lock, refusal = None, None

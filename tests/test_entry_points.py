@@ -2,7 +2,7 @@
 release's command lines parse, a user's mistake ends in one 'error:' line and exit status 2 (a
 traceback only with --debug), and main.py -e logs to an evaluation folder and writes nothing else."""
 import shlex
-from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader, Dataset
 import main
 import opts
 import test_models
-from conftest import run_entry
+from conftest import ROOT, run_entry
+from forked import run_forked
 from ops.engine import cli
 from ops.engine.cli import error_message, run_cli_main
 from ops.frames.image_io import FrameReadError
@@ -145,11 +146,13 @@ def test_test_models_option_mistakes(capsys, argv, names):
 
 
 def _check_all(cases: dict, workdir) -> dict:
-    """Run every ``name: (script, args, env)`` as a subprocess, two at a time; their results."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(run_entry, script, workdir, *args, check=False, env=env)
-                   for name, (script, args, env) in cases.items()}
-        return {name: f.result() for name, f in futures.items()}
+    """Run every ``name: (script, args, env)`` as ``python script args`` from ``workdir``, each in a
+    fresh process (forked, see tests/forked.py); their results."""
+    jobs = [{'run': str(ROOT / script), 'argv': args, 'cwd': str(workdir), 'env': env or {}}
+            for script, args, env in cases.values()]
+    results = run_forked(jobs, cwd=workdir)
+    return {name: SimpleNamespace(returncode=status, stdout=out, stderr=err)
+            for name, (status, out, err) in zip(cases, results)}
 
 
 def _expect_error(results: dict, expected: dict) -> None:

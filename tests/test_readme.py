@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from forked import run_forked
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,13 +51,8 @@ def test_the_readme_shows_the_commands_this_test_checks():
 
 def test_every_python_script_of_the_readme_answers_help():
     scripts = sorted({_script(c) for c in COMMANDS if not c.startswith('bash')})
-    procs = {}
-    for start in range(0, len(scripts), 4):  # a few at a time: each pays for importing torch
-        batch = {s: subprocess.Popen([sys.executable, s, '-h'], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True) for s in scripts[start:start + 4]}
-        for s, proc in batch.items():
-            procs[s] = (proc.communicate(timeout=300)[0], proc.returncode)
-    failed = {s: out[-800:] for s, (out, rc) in procs.items() if rc != 0 or 'usage:' not in out}
+    results = run_forked([{'run': s, 'argv': ['-h']} for s in scripts], cwd=ROOT, env=_env())
+    failed = {s: (out + err)[-800:] for s, (rc, out, err) in zip(scripts, results) if rc != 0 or 'usage:' not in out}
     assert not failed, failed
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from forked import run_forked
 
 from ops.backbone_registry import BACKBONES, BackboneEntry, register_backbone, scale_size_for
 from ops.frames.frame_source import VideoFrames, open_frame_source
@@ -44,38 +45,31 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _fresh(code: str, cwd: Path = ROOT) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    return subprocess.Popen([sys.executable, '-c', code], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def _check_all(procs: dict[str, subprocess.Popen]) -> None:
-    failed = {}
-    for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=300)
-        if proc.returncode:
-            failed[name] = out[-1500:]
-    assert not failed, failed
-
-
 def test_every_module_imports_alone_in_a_fresh_interpreter():
+    """Each module imports with no other project module loaded before it (third-party packages are
+    preloaded once and forked, see tests/forked.py)."""
     modules = _modules()
     assert 'ops.backbone_registry' in modules and 'archs.mobilenet_v2' in modules
-    # a few at a time: each interpreter pays for importing torch
-    for start in range(0, len(modules), 6):
-        _check_all({m: _fresh(f'import {m}') for m in modules[start:start + 6]})
+    results = run_forked([{'import': m} for m in modules], cwd=ROOT)
+    failed = {m: err[-1500:] for m, (status, _, err) in zip(modules, results) if status}
+    assert not failed, failed
+    # the check can fail: a module that needs another imported first
+    broken = run_forked([{'import': 'ops.models'}, {'import': 'not_a_module_of_this_project'}], cwd=ROOT)
+    assert broken[0][0] == 0 and broken[1][0] != 0 and 'ModuleNotFoundError' in broken[1][2]
 
 
 def test_mobilenetv2_builds_first_in_a_fresh_interpreter():
     """The bug this layout removed: mobilenetv2 was registered only after some model was built."""
-    _check_all({
-        'backbone': _fresh("from ops.backbones import build_backbone; build_backbone('mobilenetv2', 'scratch')"),
-        'model': _fresh("from ops.models import PAN; PAN(5, 2, 'RGB', base_model='mobilenetv2', pretrain='scratch', "
-                        "print_spec=False)"),
-        'registry': _fresh("import ops.backbones; from ops.backbone_registry import BACKBONES; "
-                           "assert 'mobilenetv2' in BACKBONES and 'resnet50' in BACKBONES, sorted(BACKBONES)"),
-    })
+    snippets = {
+        'backbone': "from ops.backbones import build_backbone; build_backbone('mobilenetv2', 'scratch')",
+        'model': "from ops.models import PAN; PAN(5, 2, 'RGB', base_model='mobilenetv2', pretrain='scratch', "
+                 "print_spec=False)",
+        'registry': "import ops.backbones; from ops.backbone_registry import BACKBONES; "
+                    "assert 'mobilenetv2' in BACKBONES and 'resnet50' in BACKBONES, sorted(BACKBONES)",
+    }
+    results = run_forked([{'exec': code} for code in snippets.values()], cwd=ROOT)
+    failed = {name: err[-1500:] for name, (status, _, err) in zip(snippets, results) if status}
+    assert not failed, failed
 
 
 def test_registry_is_a_leaf_and_architectures_import_only_it():

@@ -30,10 +30,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from opts import parse_args
-from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
+from ops.data_setup import build_clip_dataset, data_report, lmdb_location, resolve_dataset, to_model_input
 from ops.engine.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint
 from ops.engine.cli import QUIET_RANK_GRACE_S, run_cli_main
-from ops.engine.distributed import DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed, setup_distributed
+from ops.engine.distributed import (DistContext, ShardSampler, all_gather_objects, all_reduce_tensor,
+                                    cleanup_distributed, setup_distributed)
 from ops.engine.naming import run_name
 from ops.engine.optim import adjust_learning_rate, build_optimizer
 from ops.engine.precision import amp_settings, autocast
@@ -43,6 +44,7 @@ from ops.engine.run_state import AUTO, RunCheckpoints, describe, lock_run_folder
 from ops.errors import InputError
 from ops.frames.image_io import FrameReadError
 from ops.frames.video_reader import VideoReadError
+from ops.list_check import LineCheck
 from ops.models import PAN
 from ops.utils import AverageMeter, correct_topk_tensor, seed_everything, seed_worker
 
@@ -107,11 +109,16 @@ def model_options(args: argparse.Namespace, num_class: int) -> dict:
 
 
 def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool) -> DataLoader:
+    """The training loader keeps its workers between epochs (``persistent_workers``): each keeps the
+    video indexes it read, and nothing is started again per epoch. Resumption stays exact because a
+    worker's draws depend on no state it keeps: its sampler hands it ``(epoch, index)``
+    (:class:`ResumableSampler` with ``tag_epoch``) and each clip is seeded by those alone. The
+    validation loader, used every --eval-freq epochs, lets its workers go."""
     # Its own generator: making an iterator then draws its workers' seeds without moving the RNG
     # that dropout draws from (a resumed epoch makes its iterator at another point than an unbroken one).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=device.type == 'cuda', drop_last=train, worker_init_fn=seed_worker,
-                      persistent_workers=False, generator=torch.Generator())
+                      persistent_workers=train and workers > 0, generator=torch.Generator())
 
 
 def progress(iterable, ctx: DistContext, desc: str, total: int | None = None, initial: int = 0):
@@ -300,14 +307,20 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         if ctx.is_main:
             print(f'=> fine-tuning from {args.tune_from}: {len(report["loaded"])} tensors loaded, '
                   f'{len(report["skipped"])} skipped')
+    # every line of the lists is checked before the first epoch, each process checking its share
+    line_check = LineCheck(workers=args.workers, skip_bad=args.skip_bad, share=(ctx.rank, ctx.world_size),
+                           gather=lambda found: all_gather_objects(found, ctx))
     data = dict(modality=args.modality, num_segments=args.num_segments, data_length=args.data_length,
                 input_size=args.input_size, mean=model.input_mean,
                 std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing,
-                lmdb_path=lmdb_location(info, args.lmdb))
+                lmdb_path=lmdb_location(info, args.lmdb), line_check=line_check)
     # evaluation reads the val list alone
     train_set = None if args.evaluate else \
         SeededSamples(build_clip_dataset(info, str(info.train_list), 'train', **data), args.seed)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)
+    if ctx.is_main:
+        for line in [*(data_report(train_set.dataset) if train_set is not None else []), *data_report(val_set)]:
+            print(line, flush=True)
     args.input_mean, args.input_std = model.input_mean, model.input_std
 
     model.to(ctx.device)
@@ -337,7 +350,7 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         return evaluate_only(model, val_loader, start_epoch, args, ctx, log_dir, info, amp_dtype, per_process)
     net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None) \
         if ctx.distributed else model
-    train_sampler = ResumableSampler(train_set, per_process, ctx.world_size, ctx.rank, args.seed)
+    train_sampler = ResumableSampler(train_set, per_process, ctx.world_size, ctx.rank, args.seed, tag_epoch=True)
     steps = train_sampler.batches_per_epoch
     train_loader = make_loader(train_set, per_process, args.workers, train_sampler, ctx.device, train=True)
     if steps == 0:

@@ -12,6 +12,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(scope='session', autouse=True)
+def video_index_folder(tmp_path_factory):
+    """Stored video indexes go to a folder of this session (entry points run by the tests inherit
+    it), never to the user's cache."""
+    folder = tmp_path_factory.mktemp('video_index')
+    saved = os.environ.get('PAN_VIDEO_INDEX')
+    os.environ['PAN_VIDEO_INDEX'] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop('PAN_VIDEO_INDEX', None)
+    else:
+        os.environ['PAN_VIDEO_INDEX'] = saved
+
+
 @pytest.fixture(scope='session')
 def fixture_json():
     """Load a reference fixture from tests/fixtures by file name."""

@@ -73,6 +73,19 @@ def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check:
     return result
 
 
+def run_in_process(main_fn, argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run an entry point's ``main`` in this process the way its command line does
+    (:func:`ops.engine.cli.run_cli_main`): its exit status, stdout and stderr."""
+    from ops.engine.cli import run_cli_main
+    try:
+        run_cli_main(main_fn, argv)
+        code = 0
+    except SystemExit as err:
+        code = err.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def pytest_terminal_summary(terminalreporter):
     """The drills' table (tools/drills.py), when this session ran drills."""
     drills = sys.modules.get('tools.drills')

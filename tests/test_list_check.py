@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_in_process
 import main as train_main
 import test_models
 from ops.dataset import PANDataSet
-from ops.engine.cli import run_cli_main
 from ops.list_check import BadListLinesError, LineCheck, check_records
 from test_dataset import write_frames, write_list
 from test_video_reader import write_video
@@ -74,7 +74,7 @@ def test_skip_bad_leaves_them_out_and_says_how_many(clips):
 
 
 def test_substitute_missing_keeps_clips_with_readable_frames(clips):
-    root, lists = clips
+    _, lists = clips
     data = PANDataSet('/', lists['bad'], num_segments=2, new_length=4, modality='Lite', substitute_missing=True,
                       image_tmpl='img_{:05d}.jpg', line_check=LineCheck(skip_bad=True))
     # the truncated AVI and the wrong count read with substitutes; what does not open is left out
@@ -85,7 +85,7 @@ def test_substitute_missing_keeps_clips_with_readable_frames(clips):
 def test_processes_share_the_lines_and_agree(clips):
     """Under torchrun each process checks every world-th line; the findings are pooled (two threads
     stand for two processes, a barrier for all_gather)."""
-    root, lists = clips
+    _, lists = clips
     records = dataset(lists['good'], workers=0).video_list  # counts filled, all good
     parts, met = {}, threading.Barrier(2)
     results = {}
@@ -108,31 +108,21 @@ def test_processes_share_the_lines_and_agree(clips):
     assert [c.frames for c in results[0][0].values()] == [c.frames for c in results[1][0].values()] == [8, 7, 9, 6]
 
 
-def entry(fn, argv, capsys) -> tuple[int, str, str]:
-    try:
-        run_cli_main(fn, argv)
-        code = 0
-    except SystemExit as err:
-        code = err.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_entry_points_stop_before_reading_and_skip_bad_runs(clips, synthetic_root, tmp_path, capsys):
-    root, lists = clips
+    _, lists = clips
     good_frames = write_list(tmp_path / 'train.txt', [f'{synthetic_root / "synthetic" / "frames" / f"train_0000{i}"} 8 {i % 4}'
                                                       for i in range(4)])
     bad_list = write_list(tmp_path / 'bad.txt', Path(lists['bad']).read_text().splitlines()[:4])
     common = ['synthetic', 'Lite', *TINY, '--root_path', str(synthetic_root), '--root_log', str(tmp_path / 'log'),
               '--root_model', str(tmp_path / 'ck'), '--val_list', good_frames, '-j', '2']
-    code, out, err = entry(train_main.main, [*common, '--train_list', bad_list], capsys)
+    code, out, err = run_in_process(train_main.main, [*common, '--train_list', bad_list], capsys)
     assert code == 2
     assert err.startswith(f'error: {bad_list}: 2 of 4 line(s) cannot be read as listed:\n  line 2: ')
     assert '  line 4: ' in err and 'Epoch' not in out
     assert not (tmp_path / 'ck').exists() and not (tmp_path / 'log').exists()  # nothing written, nothing lost
 
-    code, out, err = entry(train_main.main, [*common, '--train_list', bad_list, '--skip_bad', '--store_name', 'run'],
-                           capsys)
+    code, out, err = run_in_process(train_main.main, [*common, '--train_list', bad_list, '--skip_bad',
+                                                      '--store_name', 'run'], capsys)
     assert code == 0, err
     assert 'left out 2 bad line(s) (--skip_bad)' in out and '=> run run: 2 train / 4 val videos' in out
     assert 'all read as listed' in out  # the val list
@@ -141,9 +131,9 @@ def test_entry_points_stop_before_reading_and_skip_bad_runs(clips, synthetic_roo
     test_common = ['synthetic', '--weights', weights, '--test_segments', '2', '--input_size', '32', '-j', '0',
                    '--root_path', str(synthetic_root), '--test_list', bad_list, '--no_confusion_png',
                    '--save_scores', str(tmp_path / 'scores.npz')]
-    code, out, err = entry(test_models.main, test_common, capsys)
+    code, out, err = run_in_process(test_models.main, test_common, capsys)
     assert code == 2 and '2 of 4 line(s) cannot be read as listed' in err and 'video 1 done' not in out
-    code, out, err = entry(test_models.main, [*test_common, '--skip_bad'], capsys)
+    code, out, err = run_in_process(test_models.main, [*test_common, '--skip_bad'], capsys)
     assert code == 0, err
     assert 'left out 2 bad line(s)' in out and 'total 2/2' in out
     assert os.path.isfile(tmp_path / 'scores.npz')

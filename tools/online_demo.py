@@ -123,14 +123,15 @@ def main(argv: list[str] | None = None) -> dict:
     transform = build_val_transform(size, scale, model.input_mean, model.input_std, normalize=False)
     stride = args.stride or default_stride(stream.num_frames, model.num_segments, model.new_length)
     # exact (a Fraction) so --out keeps the source's rate: 30000/1001 stays 29.97
-    rate = Fraction(str(args.fps)) if args.fps else (stream.rate or Fraction(str(DEFAULT_FPS)))
-    fps = float(rate)
+    frame_rate = Fraction(str(args.fps)) if args.fps else (stream.rate or Fraction(str(DEFAULT_FPS)))
+    fps = float(frame_rate)
     way = 'causal: one segment a step' if online.causal else 'bidirectional: the window re-run each step'
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f'{model.new_length} frames, {size}x{size}) from {args.weights} on {device}; {way}')
     print(precision.describe())
     length = f'{stream.num_frames} frames' if stream.num_frames else 'live'
-    exact = f' ({rate.numerator}/{rate.denominator})' if rate.denominator != 1 and round(fps, 3) != fps else ''
+    # 30000/1001 is shown as such beside its 29.97; 25 or 29.97 given as such need no fraction
+    exact = f' ({frame_rate.numerator}/{frame_rate.denominator})' if round(fps, 3) != fps else ''
     print(f'=> {args.source}: {length} at {fps:g} fps{exact}, a segment every {stride} frames; '
           f'classes: {names_source}')
     if stream.note:
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     dropper = LateFrameDropper(fps, stream.live) if args.realtime else None
     frames = dropper(stream.frames()) if dropper else stream.frames()
-    writer = AnnotatedVideoWriter(args.out, rate) if args.out else None
+    writer = AnnotatedVideoWriter(args.out, frame_rate) if args.out else None
     predictions: list[Prediction] = []
     lines: list[str] = []
     pa_map = None
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
               f'at {fps:g} fps{exact}')
     return {'predictions': predictions, 'stride': stride, 'dropped': dropper.dropped if dropper else 0,
             'frames_written': writer.frames_written if writer else 0, 'causal': online.causal,
-            'encoder': writer.encoder if writer else None, 'rate': rate}
+            'encoder': writer.encoder if writer else None, 'rate': frame_rate}
 
 
 if __name__ == '__main__':

@@ -17,9 +17,10 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -456,18 +457,63 @@ def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resum
             if validate_now:
                 validate_epoch(epoch, lr)
         return {**last, 'best_prec1': best_prec1, 'store_name': name}
-    except RuntimeError as err:
-        # torch reports a dead worker wherever the process is when the signal comes: anywhere here
-        if WORKER_DIED.search(str(err)):
-            raise worker_died(err, checkpoints) from err
+    except (RuntimeError, ConnectionError, EOFError) as err:
+        # torch reports a dead worker wherever the process is when the signal comes: anywhere here;
+        # or the batch in flight fails first, its shared memory lost with the worker that held it
+        with worker_reports_held():
+            death = str(err) if WORKER_DIED.search(str(err)) else dead_worker(train_loader)
+            if death:
+                stop_workers(train_loader)
+        if death:
+            raise worker_died(death, checkpoints) from err
         raise
     finally:
         logger.close()
 
 
-def worker_died(err: RuntimeError, checkpoints: RunCheckpoints) -> DataWorkerDiedError:
+def dead_worker(loader: DataLoader, wait_s: float = 1.0) -> str | None:
+    """How a worker of a persistent loader ended, if one did (waiting up to ``wait_s`` for one whose
+    end its lost connection announced), e.g. 'DataLoader worker (pid 12) is killed by signal: Killed';
+    None while they all live."""
+    iterator = getattr(loader, '_iterator', None)
+    deadline = time.monotonic() + wait_s
+    while iterator is not None:
+        for worker in getattr(iterator, '_workers', []):
+            if not worker.is_alive() and worker.exitcode:
+                code = worker.exitcode
+                how = f'is killed by signal: {signal.strsignal(-code)}' if code < 0 else f'exited with status {code}'
+                return f'DataLoader worker (pid {worker.pid}) {how}'
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return None
+
+
+@contextmanager
+def worker_reports_held():
+    """torch's SIGCHLD handler raises a dead worker's error whenever the signal comes, until the
+    worker's iterator shuts down: held off while a death is being handled, so that it cannot land
+    in the middle of it (or later, in the log's close)."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def stop_workers(loader: DataLoader) -> None:
+    """Shut a persistent loader's workers down now, after one of them died: torch watches the pids
+    of an iterator's workers until it shuts down, and a persistent iterator lives as long as its
+    loader."""
+    iterator = getattr(loader, '_iterator', None)  # where DataLoader keeps a persistent iterator
+    if iterator is not None:
+        loader._iterator = None
+        iterator._shutdown_workers()
+
+
+def worker_died(err: RuntimeError | str, checkpoints: RunCheckpoints) -> DataWorkerDiedError:
     """A DataLoader worker that died (killed, out of memory), as :class:`DataWorkerDiedError` naming
-    the checkpoint to continue from."""
+    the checkpoint to continue from (``err``: torch's report of the death)."""
     where = f'{checkpoints.path} ({checkpoints.last})' if checkpoints.last else \
         f'{checkpoints.path} as it was before this run' if os.path.exists(checkpoints.path) else None
     kept = f'the last checkpoint, {where}, is intact: continue with --resume auto' if where else \

@@ -132,9 +132,9 @@ class PANDataSet(Dataset):
     Release behaviour kept: outside ``test_mode`` (or with ``remove_missing``) videos with fewer
     than 3 frames are dropped (:attr:`num_removed` counts them, :attr:`removed_lines` names them).
     Unlike the release, a missing or unreadable frame or video raises an error naming its path and
-    list line; ``substitute_missing=True`` instead uses the nearest
-    readable frame of the same video, warns once per video (per worker process) and counts the
-    replacements in :attr:`substituted_frames` (summed over DataLoader workers).
+    list line; ``substitute_missing=True`` instead uses the nearest readable frame of the same
+    video, warns once per video (per worker process) and counts the replacements in
+    :attr:`substituted_frames` (summed over DataLoader workers).
     """
 
     def __init__(self, root_path: str | os.PathLike, list_file: str | os.PathLike, num_segments: int = 3,
@@ -196,7 +196,8 @@ class PANDataSet(Dataset):
             except VideoReadError as e:
                 raise VideoReadError(f'{e} [{r.source}]') from None
 
-    def _check_lines(self, records: list[VideoRecord], settings: LineCheck, drop_short: bool) -> list[VideoRecord]:
+    def _check_lines(self, records: list[VideoRecord], settings: LineCheck,
+                     drop_short: bool) -> list[VideoRecord]:
         """The records that read as listed (all of them, or BadListLinesError); video counts of 0
         filled in from the check. Lines the short-video rule drops anyway are not checked."""
         todo = [r for r in records if not (drop_short and 0 < r.num_frames < MIN_FRAMES)]

@@ -110,7 +110,8 @@ def test_processes_share_the_lines_and_agree(clips):
 
 def test_entry_points_stop_before_reading_and_skip_bad_runs(clips, synthetic_root, tmp_path, capsys):
     _, lists = clips
-    good_frames = write_list(tmp_path / 'train.txt', [f'{synthetic_root / "synthetic" / "frames" / f"train_0000{i}"} 8 {i % 4}'
+    frames = synthetic_root / 'synthetic' / 'frames'
+    good_frames = write_list(tmp_path / 'train.txt', [f'{frames / f"train_0000{i}"} 8 {i % 4}'
                                                       for i in range(4)])
     bad_list = write_list(tmp_path / 'bad.txt', Path(lists['bad']).read_text().splitlines()[:4])
     common = ['synthetic', 'Lite', *TINY, '--root_path', str(synthetic_root), '--root_log', str(tmp_path / 'log'),

@@ -98,7 +98,8 @@ class ResumableSampler(DistributedSampler):
         self.start_batch = start_batch
 
     def __iter__(self):
-        indices = list(super().__iter__())[self.start_batch * self.batch_size:self.batches_per_epoch * self.batch_size]
+        indices = list(super().__iter__())
+        indices = indices[self.start_batch * self.batch_size:self.batches_per_epoch * self.batch_size]
         return iter([(self.epoch, i) for i in indices] if self.tag_epoch else indices)
 
     def __len__(self) -> int:

@@ -4,8 +4,13 @@ and by the tools that prepare lists.
 
 :func:`check_clip` opens the clip, counts the frames it holds (the frames a sequential decode of a
 video gives, which a damaged file's header overstates; the numbered frames of a folder; the frame
-keys of a store), compares the count with the list's, and reads the first and the last frame. A
-video's count and the outcome of reading its ends are kept in its stored index
+keys of a store), compares the count with the list's, and reads the first and the last frame.
+
+A video must decode exactly the list's count: a list that says otherwise was made from another
+file (or a damaged copy of it), and its sampling would be spread over frames that are not there,
+or leave out frames that are. A folder or a store must hold the listed frames; more are never read
+and are no problem. A count of 0 (or None) in the list means "read it from the clip". A video's
+count and the outcome of reading its ends are kept in its stored index
 (:mod:`ops.frames.video_index`), so checking it again, in this run or a later one, decodes nothing.
 """
 from __future__ import annotations

@@ -274,9 +274,9 @@ def indexes_stored_in(folder: str):
             os.environ[INDEX_ENV] = saved
 
 
-def _seconds(read: Callable[[], object]) -> float:
+def _seconds(read: Callable[..., object], *args) -> float:
     start = time.perf_counter()
-    read()
+    read(*args)
     return time.perf_counter() - start
 
 
@@ -303,9 +303,9 @@ def benchmark_videos(paths: list[Path], args: argparse.Namespace) -> dict[str, f
                 indices = [int(i) for i in expand_indices(starts, args.length, n)]
                 for setting in VIDEO_SETTINGS[:2]:  # the first builds and stores the index, the second reads it
                     forget_indexes()
-                    seconds[setting] += _seconds(lambda: read_clip_of(path, indices))
-                seconds['later epoch, kept worker'] += _seconds(lambda: read_clip_of(path, indices))
-                seconds['sequential span'] += _seconds(lambda: read_span(path, indices))
+                    seconds[setting] += _seconds(read_clip_of, path, indices)
+                seconds['later epoch, kept worker'] += _seconds(read_clip_of, path, indices)
+                seconds['sequential span'] += _seconds(read_span, path, indices)
         rounds.append({name: len(paths) / t for name, t in seconds.items()})
     return {name: max(r[name] for r in rounds) for name in VIDEO_SETTINGS}
 

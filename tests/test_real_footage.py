@@ -47,7 +47,8 @@ def write_frames(folder: Path, count: int, size=(32, 24)) -> Path:
 @pytest.fixture(scope='module')
 def footage(tmp_path_factory):
     """Lists (absolute paths) of the video files and frame folders above ('all'), of two 222x300 /
-    300x222 videos ('big'), and of the short ones ('short')."""
+    300x222 videos ('big'), of the short ones ('short'), and of four clips of 110x196, 196x110 and
+    44x78 frames, files and a folder ('phone')."""
     root = tmp_path_factory.mktemp('footage')
     lines = [f'{write_video(root / name, n, codec, gop=3, size=size)} {n} {k % 3}'
              for k, (name, n, size, codec) in enumerate(CLIPS)]
@@ -57,7 +58,7 @@ def footage(tmp_path_factory):
     short = [f'{write_video(root / name, n, codec, gop=3) if codec else write_frames(root / name, n)} {n} 0'
              for name, n, codec in SHORT]
     return root, write_list(root / 'all.txt', lines), write_list(root / 'big.txt', big), \
-        write_list(root / 'short.txt', short)
+        write_list(root / 'short.txt', short), write_list(root / 'phone.txt', [lines[i] for i in (0, 1, 2, 9)])
 
 
 def frame_numbers(clip: torch.Tensor) -> list[int]:
@@ -119,7 +120,7 @@ def test_the_sampler_repeats_frame_one_for_one_and_two_frame_videos():
 def test_every_view_of_small_portrait_and_landscape_clips_batches(footage):
     """Frames of 44x78 .. 196x110 with input 112 (and 222x300 / 300x222 with 224), from files and
     folders, through the train, val and every test pipeline, portrait and landscape in one batch."""
-    root, all_list, big_list, _ = footage
+    root, all_list, big_list = footage[:3]
     for list_file, size in ((all_list, 112), (big_list, 224)):
         scale = size * 256 // 224
         pipelines = {'train': (build_train_transform(size, MEAN, STD, normalize=False), dict(random_shift=True), 1),
@@ -136,22 +137,21 @@ def test_every_view_of_small_portrait_and_landscape_clips_batches(footage):
 
 
 def test_train_and_test_on_phone_clips(footage, synthetic_root, tmp_path, capsys):
-    """main.py trains and validates on the set at --input_size 112 (one batch holds every clip:
-    portrait and landscape, files and folders); test_models.py tests it with 3 full-resolution
-    crops of 2 clips (every other view is held above, on the same clips)."""
-    root, all_list, _, _ = footage
+    """main.py trains and validates at --input_size 112 on clips of 110x196, 196x110 and 44x78 frames
+    (one batch holds them all: portrait and landscape, files and a folder); test_models.py tests it
+    with 3 full-resolution crops (every other view is held above, on the same kinds of clips)."""
+    phone = footage[4]
     code, out, err = run_in_process(train_main.main, [
         'synthetic', 'Lite', '--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2',
-        '--input_size', '112', '-b', '8', '--epochs', '1', '-j', '2', '--root_path', str(synthetic_root),
-        '--train_list', all_list, '--val_list', all_list, '--root_log', str(tmp_path / 'log'),
+        '--input_size', '112', '-b', '4', '--epochs', '1', '-j', '2', '--root_path', str(synthetic_root),
+        '--train_list', phone, '--val_list', phone, '--root_log', str(tmp_path / 'log'),
         '--root_model', str(tmp_path / 'ck'), '--store_name', 'phone'], capsys)
     assert code == 0, err
-    assert '=> run phone: 8 train / 8 val videos' in out and 'Testing Results: Prec@1' in out
-    assert 'left out 3 video(s) with fewer than 3 frames, as the release does' in out
+    assert '=> run phone: 4 train / 4 val videos' in out and 'Testing Results: Prec@1' in out
     weights = str(tmp_path / 'ck' / 'phone' / 'ckpt.pth.tar')
     code, out, err = run_in_process(test_models.main, [
         'synthetic', '--weights', weights, '--test_segments', '2', '--input_size', '112', '-j', '0',
-        '--batch_size', '4', '--root_path', str(synthetic_root), '--test_list', all_list, '--no_confusion_png',
-        '--save_scores', str(tmp_path / 'scores.npz'), '--test_crops', '3', '--full_res', '--twice_sample'], capsys)
+        '--batch_size', '4', '--root_path', str(synthetic_root), '--test_list', phone, '--no_confusion_png',
+        '--save_scores', str(tmp_path / 'scores.npz'), '--test_crops', '3', '--full_res'], capsys)
     assert code == 0, err
-    assert 'total 8/8' in out and 'Overall Prec@1' in out
+    assert 'total 4/4' in out and 'Overall Prec@1' in out

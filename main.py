@@ -17,9 +17,10 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,10 +31,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from opts import parse_args
-from ops.data_setup import build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
+from ops.data_setup import build_clip_dataset, data_report, lmdb_location, resolve_dataset, to_model_input
 from ops.engine.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint
 from ops.engine.cli import QUIET_RANK_GRACE_S, run_cli_main
-from ops.engine.distributed import DistContext, ShardSampler, all_reduce_tensor, cleanup_distributed, setup_distributed
+from ops.engine.distributed import (DistContext, ShardSampler, all_gather_objects, all_reduce_tensor,
+                                    cleanup_distributed, setup_distributed)
 from ops.engine.naming import run_name
 from ops.engine.optim import adjust_learning_rate, build_optimizer
 from ops.engine.precision import amp_settings, autocast
@@ -43,6 +45,7 @@ from ops.engine.run_state import AUTO, RunCheckpoints, describe, lock_run_folder
 from ops.errors import InputError
 from ops.frames.image_io import FrameReadError
 from ops.frames.video_reader import VideoReadError
+from ops.list_check import LineCheck
 from ops.models import PAN
 from ops.utils import AverageMeter, correct_topk_tensor, seed_everything, seed_worker
 
@@ -107,11 +110,16 @@ def model_options(args: argparse.Namespace, num_class: int) -> dict:
 
 
 def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool) -> DataLoader:
+    """The training loader keeps its workers between epochs (``persistent_workers``): each keeps the
+    video indexes it read, and nothing is started again per epoch. Resumption stays exact because a
+    worker's draws depend on no state it keeps: its sampler hands it ``(epoch, index)``
+    (:class:`ResumableSampler` with ``tag_epoch``) and each clip is seeded by those alone. The
+    validation loader, used every --eval-freq epochs, lets its workers go."""
     # Its own generator: making an iterator then draws its workers' seeds without moving the RNG
     # that dropout draws from (a resumed epoch makes its iterator at another point than an unbroken one).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=device.type == 'cuda', drop_last=train, worker_init_fn=seed_worker,
-                      persistent_workers=False, generator=torch.Generator())
+                      persistent_workers=train and workers > 0, generator=torch.Generator())
 
 
 def progress(iterable, ctx: DistContext, desc: str, total: int | None = None, initial: int = 0):
@@ -300,14 +308,20 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         if ctx.is_main:
             print(f'=> fine-tuning from {args.tune_from}: {len(report["loaded"])} tensors loaded, '
                   f'{len(report["skipped"])} skipped')
+    # every line of the lists is checked before the first epoch, each process checking its share
+    line_check = LineCheck(workers=args.workers, skip_bad=args.skip_bad, share=(ctx.rank, ctx.world_size),
+                           gather=lambda found: all_gather_objects(found, ctx))
     data = dict(modality=args.modality, num_segments=args.num_segments, data_length=args.data_length,
                 input_size=args.input_size, mean=model.input_mean,
                 std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing,
-                lmdb_path=lmdb_location(info, args.lmdb))
+                lmdb_path=lmdb_location(info, args.lmdb), line_check=line_check)
     # evaluation reads the val list alone
     train_set = None if args.evaluate else \
         SeededSamples(build_clip_dataset(info, str(info.train_list), 'train', **data), args.seed)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)
+    if ctx.is_main:
+        for line in [*(data_report(train_set.dataset) if train_set is not None else []), *data_report(val_set)]:
+            print(line, flush=True)
     args.input_mean, args.input_std = model.input_mean, model.input_std
 
     model.to(ctx.device)
@@ -337,7 +351,7 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         return evaluate_only(model, val_loader, start_epoch, args, ctx, log_dir, info, amp_dtype, per_process)
     net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None) \
         if ctx.distributed else model
-    train_sampler = ResumableSampler(train_set, per_process, ctx.world_size, ctx.rank, args.seed)
+    train_sampler = ResumableSampler(train_set, per_process, ctx.world_size, ctx.rank, args.seed, tag_epoch=True)
     steps = train_sampler.batches_per_epoch
     train_loader = make_loader(train_set, per_process, args.workers, train_sampler, ctx.device, train=True)
     if steps == 0:
@@ -443,18 +457,63 @@ def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resum
             if validate_now:
                 validate_epoch(epoch, lr)
         return {**last, 'best_prec1': best_prec1, 'store_name': name}
-    except RuntimeError as err:
-        # torch reports a dead worker wherever the process is when the signal comes: anywhere here
-        if WORKER_DIED.search(str(err)):
-            raise worker_died(err, checkpoints) from err
+    except (RuntimeError, ConnectionError, EOFError) as err:
+        # torch reports a dead worker wherever the process is when the signal comes: anywhere here;
+        # or the batch in flight fails first, its shared memory lost with the worker that held it
+        with worker_reports_held():
+            death = str(err) if WORKER_DIED.search(str(err)) else dead_worker(train_loader)
+            if death:
+                stop_workers(train_loader)
+        if death:
+            raise worker_died(death, checkpoints) from err
         raise
     finally:
         logger.close()
 
 
-def worker_died(err: RuntimeError, checkpoints: RunCheckpoints) -> DataWorkerDiedError:
+def dead_worker(loader: DataLoader, wait_s: float = 1.0) -> str | None:
+    """How a worker of a persistent loader ended, if one did (waiting up to ``wait_s`` for one whose
+    end its lost connection announced), e.g. 'DataLoader worker (pid 12) is killed by signal: Killed';
+    None while they all live."""
+    iterator = getattr(loader, '_iterator', None)
+    deadline = time.monotonic() + wait_s
+    while iterator is not None:
+        for worker in getattr(iterator, '_workers', []):
+            if not worker.is_alive() and worker.exitcode:
+                code = worker.exitcode
+                how = f'is killed by signal: {signal.strsignal(-code)}' if code < 0 else f'exited with status {code}'
+                return f'DataLoader worker (pid {worker.pid}) {how}'
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return None
+
+
+@contextmanager
+def worker_reports_held():
+    """torch's SIGCHLD handler raises a dead worker's error whenever the signal comes, until the
+    worker's iterator shuts down: held off while a death is being handled, so that it cannot land
+    in the middle of it (or later, in the log's close)."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def stop_workers(loader: DataLoader) -> None:
+    """Shut a persistent loader's workers down now, after one of them died: torch watches the pids
+    of an iterator's workers until it shuts down, and a persistent iterator lives as long as its
+    loader."""
+    iterator = getattr(loader, '_iterator', None)  # where DataLoader keeps a persistent iterator
+    if iterator is not None:
+        loader._iterator = None
+        iterator._shutdown_workers()
+
+
+def worker_died(err: RuntimeError | str, checkpoints: RunCheckpoints) -> DataWorkerDiedError:
     """A DataLoader worker that died (killed, out of memory), as :class:`DataWorkerDiedError` naming
-    the checkpoint to continue from."""
+    the checkpoint to continue from (``err``: torch's report of the death)."""
     where = f'{checkpoints.path} ({checkpoints.last})' if checkpoints.last else \
         f'{checkpoints.path} as it was before this run' if os.path.exists(checkpoints.path) else None
     kept = f'the last checkpoint, {where}, is intact: continue with --resume auto' if where else \

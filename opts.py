@@ -7,7 +7,7 @@ import argparse
 
 from ops.backbone_registry import BACKBONES
 from ops.backbones import PRETRAIN_CHOICES
-from ops.data_setup import add_lmdb_flag
+from ops.data_setup import add_lmdb_flag, add_skip_bad_flag
 from ops.dataset_config import known_datasets
 from ops.engine.cli import add_debug_flag, new_parser
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--root_model', type=str, default='checkpoint', help='folder of the checkpoints')
     g.add_argument('--substitute_missing', action='store_true',
                    help='replace unreadable frames by the nearest readable one (warns, counts)')
+    add_skip_bad_flag(g)
     add_lmdb_flag(g)
     add_debug_flag(g)
     return p

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ops.data_setup import add_lmdb_flag, build_clip_dataset, lmdb_location, resolve_dataset, to_model_input
+from ops.data_setup import (add_lmdb_flag, add_skip_bad_flag, build_clip_dataset, data_report, lmdb_location,
+                            resolve_dataset, to_model_input)
 from ops.dataset import parse_list_file
 from ops.dataset_config import known_datasets, read_categories
 from ops.engine.checkpoint import branch_options, build_pan, read_checkpoint
@@ -37,6 +38,7 @@ from ops.engine.distributed import pick_device
 from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
 from ops.engine.test_report import class_accuracy, confusion, save_confusion_png, write_submission
 from ops.errors import InputError
+from ops.list_check import LineCheck
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
 from ops.utils import AverageMeter, accuracy
 from ops.views import CROP_CHOICES, TestViews
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--substitute_missing', action='store_true',
                    help='replace unreadable frames by the nearest readable one (warns, counts)')
     add_precision_flags(p, auto=False)
+    add_skip_bad_flag(p)
     add_lmdb_flag(p)
     add_debug_flag(p)
     return p
@@ -241,7 +244,10 @@ def main(argv: list[str] | None = None) -> dict:
         branch.dataset = build_clip_dataset(
             info, list_file, 'test', branch.modality, branch.num_segments, data_length, args.input_size,
             mean, std, views=views, remove_missing=len(branches) == 1,
-            substitute_missing=args.substitute_missing, lmdb_path=lmdb_location(info, args.lmdb))
+            substitute_missing=args.substitute_missing, lmdb_path=lmdb_location(info, args.lmdb),
+            line_check=LineCheck(workers=args.workers, skip_bad=args.skip_bad))
+        for line in data_report(branch.dataset):
+            print(line, flush=True)
         print(f'=> {branch.modality} branch: {os.path.basename(branch.path)} ({branch.arch}, '
               f'{branch.num_segments} segments x {frames_per_segment(branch.modality, data_length)} '
               f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"})')

@@ -12,8 +12,9 @@ from typing import Sequence
 import torch
 
 from ops.backbone_registry import scale_size_for
-from ops.dataset import PANDataSet
+from ops.dataset import MIN_FRAMES, PANDataSet
 from ops.dataset_config import DatasetInfo, check_dataset_files, default_lmdb_path, get_dataset_info
+from ops.list_check import LineCheck
 from ops.modalities import frames_per_segment
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
 from ops.views import TestViews
@@ -29,6 +30,28 @@ def add_lmdb_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
              'the dataset with .lmdb appended (e.g. ROOT/something/v1/20bn-something-something-v1.lmdb). '
              'List files stay as they are; video-file lines still read the video. Default: frame folders. '
              '(--lmdb alone before a positional argument would take it for PATH: put it last.)')
+
+
+def add_skip_bad_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--skip_bad``, the same in main.py and test_models.py (see :mod:`ops.list_check`)."""
+    parser.add_argument(
+        '--skip_bad', action='store_true',
+        help='leave out the list lines whose clips cannot be read as listed (a file that does not open, '
+             'fewer or more decodable frames than the list says, a first or last frame that does not '
+             'decode) and say how many; without it such lines stop the run before it reads a clip, '
+             'each named with its list line (default: off)')
+
+
+def data_report(dataset: PANDataSet) -> list[str]:
+    """What building ``dataset`` found that the user should know: the check of its lines, the
+    videos the release's short-video rule left out."""
+    lines = [dataset.check_report.summary()] if dataset.check_report is not None else []
+    if dataset.num_removed:
+        numbers = ', '.join(s.rsplit(':', 1)[-1] for s in dataset.removed_lines[:10])
+        more = ', ...' if dataset.num_removed > 10 else ''
+        lines.append(f'=> {dataset.list_file}: left out {dataset.num_removed} video(s) with fewer than '
+                     f'{MIN_FRAMES} frames, as the release does (line {numbers}{more})')
+    return lines
 
 
 def lmdb_location(info: DatasetInfo, flag: str | None) -> str | None:
@@ -53,13 +76,14 @@ def resolve_dataset(dataset: str, root_path: str | None = None, train_list: str 
 def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: str, num_segments: int,
                        data_length: int, input_size: int, mean: Sequence[float], std: Sequence[float],
                        views: TestViews | None = None, dense_sample: bool = False, remove_missing: bool = False,
-                       substitute_missing: bool = False, lmdb_path: str | None = None
-                       ) -> PANDataSet:
+                       substitute_missing: bool = False, lmdb_path: str | None = None,
+                       line_check: LineCheck | None = None) -> PANDataSet:
     """A PANDataSet for ``mode`` 'train' (random segment offsets, multi-scale crop to
     ``input_size``, flip where the dataset allows), 'val' (segment centres, short side to
     :func:`scale_size_for` ``(input_size)``, centre crop) or 'test' (the clips and crops of
     ``views``, whose ``input_size`` is used), reading frames from the LMDB store ``lmdb_path``
-    when given. Items are uint8 clips ``(views * T * L * 3, crop, crop)`` and the label."""
+    when given; with ``line_check``, every line is checked first (:mod:`ops.list_check`). Items are
+    uint8 clips ``(views * T * L * 3, crop, crop)`` and the label."""
     twice_sample = False
     if mode == 'train':
         transform = build_train_transform(input_size, mean, std, flip=info.flip, normalize=False)
@@ -76,7 +100,7 @@ def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: s
                       image_tmpl=info.image_tmpl, transform=transform, random_shift=mode == 'train',
                       test_mode=mode == 'test', remove_missing=remove_missing, dense_sample=dense_sample,
                       twice_sample=twice_sample, num_class=info.num_class,
-                      substitute_missing=substitute_missing, lmdb_path=lmdb_path)
+                      substitute_missing=substitute_missing, lmdb_path=lmdb_path, line_check=line_check)
 
 
 def to_model_input(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],

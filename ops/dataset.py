@@ -24,6 +24,7 @@ from ops.frames.frame_source import (FolderFrames, FrameSource, MissingVideoErro
 from ops.frames.image_io import FrameReadError
 from ops.frames.lmdb_source import LmdbFrames, check_lmdb_path
 from ops.frames.video_reader import VideoReadError, count_video_frames, is_video_file
+from ops.list_check import CheckReport, LineCheck, check_records
 from ops.modalities import DEFAULT_DATA_LENGTH, check_modality
 from ops.sampling import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
 
@@ -124,11 +125,16 @@ class PANDataSet(Dataset):
     With ``lmdb_path``, the frames of frame-folder lines come from that LMDB store instead, under
     the release's keys (:mod:`ops.frames.lmdb_source`); video-file lines still read the video.
 
+    With ``line_check`` every line is checked before any clip is read (:mod:`ops.list_check`: the
+    file opens, holds the listed frames, its first and last frames read), all bad lines reported at
+    once, or left out with ``line_check.skip_bad``; :attr:`check_report` says what was found.
+
     Release behaviour kept: outside ``test_mode`` (or with ``remove_missing``) videos with fewer
-    than 3 frames are dropped. Unlike the release, a missing or unreadable frame or video raises
-    an error naming its path and list line; ``substitute_missing=True`` instead uses the nearest
-    readable frame of the same video, warns once per video (per worker process) and counts the
-    replacements in :attr:`substituted_frames` (summed over DataLoader workers).
+    than 3 frames are dropped (:attr:`num_removed` counts them, :attr:`removed_lines` names them).
+    Unlike the release, a missing or unreadable frame or video raises an error naming its path and
+    list line; ``substitute_missing=True`` instead uses the nearest readable frame of the same
+    video, warns once per video (per worker process) and counts the replacements in
+    :attr:`substituted_frames` (summed over DataLoader workers).
     """
 
     def __init__(self, root_path: str | os.PathLike, list_file: str | os.PathLike, num_segments: int = 3,
@@ -136,7 +142,7 @@ class PANDataSet(Dataset):
                  transform: Callable | None = None, random_shift: bool = True, test_mode: bool = False,
                  remove_missing: bool = False, dense_sample: bool = False, twice_sample: bool = False,
                  *, num_class: int | None = None, substitute_missing: bool = False,
-                 lmdb_path: str | os.PathLike | None = None) -> None:
+                 lmdb_path: str | os.PathLike | None = None, line_check: LineCheck | None = None) -> None:
         check_modality(modality)
         if modality in ('PA', 'Lite') and new_length < 2:
             raise ValueError(f'modality {modality} needs new_length >= 2 consecutive frames per segment '
@@ -155,16 +161,21 @@ class PANDataSet(Dataset):
         self._warned: set[str] = set()
 
         records = parse_list_file(self.list_file, num_class)
+        drop_short = not test_mode or remove_missing
+        self.check_report: CheckReport | None = None
+        if line_check is not None:
+            records = self._check_lines(records, line_check, drop_short)
         self._count_video_frames(records)
-        if not test_mode or remove_missing:
+        if drop_short:
             kept = [r for r in records if r.num_frames >= MIN_FRAMES]
             self.num_removed = len(records) - len(kept)
+            self.removed_lines = [r.source for r in records if r.num_frames < MIN_FRAMES]
             if not kept:
                 raise ListFileError(f'{self.list_file}: no video has {MIN_FRAMES} frames or more '
                                     f'({self.num_removed} dropped)')
             records = kept
         else:
-            self.num_removed = 0
+            self.num_removed, self.removed_lines = 0, []
             empty = [r.source for r in records if r.num_frames < 1]
             if empty:
                 raise ListFileError(f'{self.list_file}: {len(empty)} video(s) with 0 frames, e.g. line(s) '
@@ -184,6 +195,19 @@ class PANDataSet(Dataset):
                 r.num_frames = count_video_frames(self._full_path(r))
             except VideoReadError as e:
                 raise VideoReadError(f'{e} [{r.source}]') from None
+
+    def _check_lines(self, records: list[VideoRecord], settings: LineCheck,
+                     drop_short: bool) -> list[VideoRecord]:
+        """The records that read as listed (all of them, or BadListLinesError); video counts of 0
+        filled in from the check. Lines the short-video rule drops anyway are not checked."""
+        todo = [r for r in records if not (drop_short and 0 < r.num_frames < MIN_FRAMES)]
+        checks, self.check_report = check_records(todo, self._full_path, self.list_file, self.image_tmpl,
+                                                  self.lmdb_path, settings, self.substitute_missing)
+        bad = {b.source for b in self.check_report.bad}
+        for r in todo:
+            if r.num_frames == 0 and is_video_file(r.path) and checks[r.source].frames:
+                r.num_frames = checks[r.source].frames
+        return [r for r in records if r.source not in bad]
 
     # -- sampling
 

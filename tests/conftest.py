@@ -12,6 +12,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(scope='session', autouse=True)
+def video_index_folder(tmp_path_factory):
+    """Stored video indexes go to a folder of this session (entry points run by the tests inherit
+    it), never to the user's cache."""
+    folder = tmp_path_factory.mktemp('video_index')
+    saved = os.environ.get('PAN_VIDEO_INDEX')
+    os.environ['PAN_VIDEO_INDEX'] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop('PAN_VIDEO_INDEX', None)
+    else:
+        os.environ['PAN_VIDEO_INDEX'] = saved
+
+
 @pytest.fixture(scope='session')
 def fixture_json():
     """Load a reference fixture from tests/fixtures by file name."""
@@ -57,6 +71,19 @@ def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check:
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def run_in_process(main_fn, argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run an entry point's ``main`` in this process the way its command line does
+    (:func:`ops.engine.cli.run_cli_main`): its exit status, stdout and stderr."""
+    from ops.engine.cli import run_cli_main
+    try:
+        run_cli_main(main_fn, argv)
+        code = 0
+    except SystemExit as err:
+        code = err.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def pytest_terminal_summary(terminalreporter):

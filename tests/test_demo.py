@@ -194,3 +194,16 @@ def test_tsn_folder_with_flow_images_reads_only_rgb_frames(tmp_path, synthetic_r
     shutil.copy(frames[0], only_flow / 'flow_x_00001.jpg')
     with pytest.raises(SystemExit, match='only optical-flow images .* no RGB frames'):
         demo.main([str(only_flow), '--weights', seven['path'], '--cpu'])
+
+
+def test_a_truncated_video_says_its_header_claims_more(tmp_path, seven, capsys):
+    """The real XviD AVI cut in half: its header still claims 164 frames; the demo reads and says
+    what decodes."""
+    data = (ROOT / 'tests' / 'fixtures' / 'xvid_bframes.avi').read_bytes()
+    cut = tmp_path / 'cut.avi'
+    cut.write_bytes(data[:len(data) // 2])
+    result = demo.main([str(cut), '--weights', seven['path'], '--categories', seven['categories'], '--cpu'])
+    out = capsys.readouterr().out
+    decoded = re.search(r'cut.avi: 8 of (\d+) frames', out)
+    assert decoded and 0 < int(decoded.group(1)) < 164 and max(result['indices']) <= int(decoded.group(1))
+    assert f'its header claims 164 frames but {decoded.group(1)} decode (a truncated or damaged file)' in out

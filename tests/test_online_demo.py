@@ -2,6 +2,7 @@
 each window, the annotated video decodes back whole, --realtime reports its drops."""
 import re
 import sys
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -18,6 +19,7 @@ from reference_fill import fill_state_dict
 
 sys.path.insert(0, str(ROOT / 'tools'))
 import online_demo  # noqa: E402
+from tools import _annotated_video  # noqa: E402
 
 SIZE, FRAMES, T, L = 32, 16, 2, 4
 NAMES = ['left', 'right', 'up']
@@ -125,3 +127,48 @@ def test_bad_input_names_the_flag_or_file(files, tmp_path, capsys):
         with pytest.raises(SystemExit):
             online_demo.run_cli_main(online_demo.main, ['--weights', path, *argv])
         assert capsys.readouterr().err.startswith(message)
+
+
+def test_out_is_h264_at_the_exact_rate_of_a_29_97_source(files, tmp_path, capsys):
+    """A 30000/1001 source is written as H.264 at 30000/1001 (not rounded to 30), and says so."""
+    source = tmp_path / 'ntsc.mov'
+    with av.open(str(source), 'w') as container:
+        stream = container.add_stream('mpeg4', rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 48, 40, 'yuv420p'
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((40, 48, 3), 20 * i, np.uint8), format='rgb24')
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out_file = tmp_path / 'annotated.mp4'
+    result = online_demo.main(['--weights', files[True][0], str(source), '--out', str(out_file), '--no_amp'])
+    assert result['encoder'] == 'libx264' and result['rate'] == Fraction(30000, 1001)
+    with av.open(str(out_file)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == 'h264' and video.codec_context.pix_fmt == 'yuv420p'
+        assert video.average_rate == Fraction(30000, 1001)
+        assert sum(1 for _ in container.decode(video)) == 12
+    assert out_file.read_bytes()[:64].find(b'moov') > 0  # the index first: plays while downloading
+    out = capsys.readouterr().out
+    assert 'at 29.97 fps (30000/1001)' in out
+    assert f'wrote {out_file}: 12 frames, 48x40, H.264 (libx264) at 29.97 fps (30000/1001)' in out
+
+
+def test_mpeg4_only_where_there_is_no_h264_encoder(monkeypatch):
+    assert _annotated_video.pick_encoder(48, 40, Fraction(25)) == ('libx264', 'H.264')
+    monkeypatch.setattr(_annotated_video, 'ENCODERS', (('libno264', 'H.264'), *_annotated_video.ENCODERS[2:]))
+    name, kind = _annotated_video.pick_encoder(48, 40, Fraction(30000, 1001))
+    assert name == 'mpeg4' and 'not playable in browsers' in kind
+
+
+def test_a_truncated_video_says_its_header_claims_more(files, tmp_path, capsys):
+    data = (ROOT / 'tests' / 'fixtures' / 'xvid_bframes.avi').read_bytes()
+    cut = tmp_path / 'cut.avi'
+    cut.write_bytes(data[:len(data) // 3])
+    result = online_demo.main(['--weights', files[True][0], str(cut), '--no_amp'])
+    out = capsys.readouterr().out
+    decoded = re.search(r'=> \S+cut.avi: (\d+) frames at', out)
+    assert decoded and 0 < int(decoded.group(1)) < 164
+    assert f'its header claims 164 frames but {decoded.group(1)} decode' in out
+    assert result['stride'] == round(int(decoded.group(1)) / T)  # spaced over what decodes

@@ -22,7 +22,7 @@ from ops.engine.checkpoint import read_checkpoint, save_checkpoint
 from ops.engine.distributed import DistContext
 from ops.engine.resumable import ResumableSampler, SeededSamples, gather_rng_states, restore_rng_state, seeded_draws
 from ops.engine.run_lock import RunLock, RunLockedError
-from ops.engine.safe_files import CheckpointWriteError, publish_copy
+from ops.safe_files import CheckpointWriteError, publish_copy
 from tools import drills
 
 ROOT = Path(__file__).resolve().parents[1]

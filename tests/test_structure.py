@@ -85,12 +85,13 @@ def test_registry_is_a_leaf_and_architectures_import_only_it():
 # leaves (input statistics, frames per segment) but never builds a network.
 MODEL = {'ops.PAN_modules', 'ops.models', 'ops.temporal_shift', 'ops.backbones', 'ops.backbone_registry',
          'ops.modalities'}
-CLIPS = {'ops.dataset', 'ops.dataset_config', 'ops.sampling', 'ops.views', 'ops.data_setup', 'ops.transforms'}
-LEAVES = {'ops.errors', 'ops.utils'}
+CLIPS = {'ops.dataset', 'ops.dataset_config', 'ops.sampling', 'ops.views', 'ops.data_setup', 'ops.transforms',
+         'ops.list_check'}
+LEAVES = {'ops.errors', 'ops.utils', 'ops.safe_files'}
 ALLOWED = {
     'model': MODEL | {'archs'},
     'clips': CLIPS | LEAVES | {'ops.frames', 'ops.backbone_registry', 'ops.modalities'},
-    'ops.frames': {'ops.frames', 'ops.errors'},
+    'ops.frames': {'ops.frames', 'ops.errors', 'ops.safe_files'},
     'ops.engine': MODEL | CLIPS | LEAVES | {'ops.frames', 'ops.engine'},
     'ops.deploy': MODEL | {'ops.frames', 'ops.errors', 'ops.deploy'},
     'leaves': set(),

@@ -268,3 +268,64 @@ def test_bad_arguments():
         ClipCompose([lambda x: x])(torch.zeros(2, 8, 8, 3))
     with pytest.raises(ValueError, match='does not fit'):
         build_val_transform(224, 100, MEAN, STD)(torch.zeros(1, 100, 100, 3, dtype=torch.uint8))
+
+
+# ------------------------------------------------------------------ frames of any size (real footage)
+
+def _release_crop_sizes(image_w: int, image_h: int, input_size: int) -> list[tuple[int, int]]:
+    """GroupMultiScaleCrop's crop sizes as the release computes them: sides of the short image side
+    snapped to the input within 3 pixels, with no regard for the frame."""
+    sides = [int(min(image_w, image_h) * s) for s in (1, .875, .75, .66)]
+    snapped = [input_size if abs(s - input_size) < 3 else s for s in sides]
+    return [(w, h) for i, h in enumerate(snapped) for j, w in enumerate(snapped) if abs(i - j) <= 1]
+
+
+SIZES = [(w, h) for w in range(20, 420, 9) for h in range(20, 420, 13)] + [(44, 78), (110, 196), (222, 300),
+                                                                           (111, 500), (223, 224), (114, 114)]
+
+
+@pytest.mark.parametrize('input_size', [112, 224])
+def test_multiscale_crops_fit_frames_of_any_size(input_size):
+    """No candidate crop is larger than its frame; where the release's fit (its frames, extracted
+    at a short side of 256, always do), ours are exactly the release's."""
+    release_fits = 0
+    for w, h in SIZES:
+        candidates = multiscale_crop_candidates(w, h, input_size)
+        assert all(x >= 0 and y >= 0 and x + cw <= w and y + ch <= h for cw, ch, x, y in candidates), (w, h)
+        release = _release_crop_sizes(w, h, input_size)
+        if all(cw <= w and ch <= h for cw, ch in release):
+            release_fits += 1
+            assert sorted({(cw, ch) for cw, ch, _, _ in candidates}) == sorted(set(release)), (w, h)
+    assert release_fits > len(SIZES) // 2
+    # the issue's frames: the snapped side is capped at the frame's side
+    assert (110, 112) in {(cw, ch) for cw, ch, _, _ in multiscale_crop_candidates(110, 196, 112)}
+    assert max(cw for cw, *_ in multiscale_crop_candidates(222, 300, 224)) == 222
+
+
+@pytest.mark.parametrize('size,input_size', [((44, 78), 112), ((110, 196), 112), ((78, 44), 112),
+                                             ((222, 300), 224), ((300, 222), 224)])
+def test_every_view_on_small_and_portrait_frames(size, input_size):
+    """Training (every crop the draw can make), validation and every test view give the network's
+    input size from frames smaller than it, portrait or landscape, in both families alike."""
+    clip = _clip(*size, 2)
+    frames = _as_uint8(clip)
+    slow = build_train_transform(input_size, MEAN, STD, flip=True, fast=False)
+    fast = build_train_transform(input_size, MEAN, STD)
+    for seed in range(12):
+        random.seed(seed)
+        a = slow(clip)
+        random.seed(seed)
+        b = fast(frames)
+        assert a.shape == b.shape == (6, input_size, input_size)
+        assert _grey_levels(a, b) <= 1.0 + 1e-3
+    scale = input_size * 256 // 224
+    pipelines = [(build_val_transform(input_size, scale, MEAN, STD, fast=False),
+                  build_val_transform(input_size, scale, MEAN, STD), 1, input_size)]
+    for crops, full_res in [(1, False), (3, False), (5, False), (10, False), (1, True), (3, True), (10, True)]:
+        side = scale if full_res else input_size
+        pipelines.append((build_test_transform(input_size, scale, MEAN, STD, crops, full_res, fast=False),
+                          build_test_transform(input_size, scale, MEAN, STD, crops, full_res), crops, side))
+    for slow, fast, views, side in pipelines:
+        a, b = slow(clip), fast(frames)
+        assert a.shape == b.shape == (views * 2 * 3, side, side)
+        assert _grey_levels(a, b) <= 1.0 + 1e-3

@@ -153,3 +153,34 @@ def test_errors_name_what_is_wrong(tmp_path, synthetic_root):
     with pytest.raises(SystemExit, match='rgb.pth.tar has no PA conv .*PA.shallow_conv.weight'):
         visualize_pa.main([str(synthetic_video(synthetic_root)), '--weights', str(rgb),
                            '--out', str(tmp_path / 'x.png')])
+
+
+def test_shared_scale_keeps_a_still_pair_dark_and_frame_numbers_say_their_base(tmp_path, capsys):
+    """A video whose first segment is still (frames equal up to a camera's noise) and second moves:
+    each map on its own scale stretches the still pairs' noise to full white; on one scale for the
+    video they stay dark beside the moving ones."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    patch = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    path = tmp_path / 'still then moving'
+    path.mkdir()
+    for i in range(16):
+        frame = background.copy()
+        x = 2 if i < 8 else 2 + 2 * (i - 8)
+        frame[12:20, x:x + 8] = patch
+        frame = np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(frame).save(path / f'{i + 1:05d}.png')
+    args = [str(path), '--num_segments', '2', '--size', '32', '--no_amp']
+    own = visualize_pa.main([*args, '--out', str(tmp_path / 'own.png')])
+    assert own['indices'].tolist()[:4] == [4, 5, 6, 7] and own['indices'].tolist()[4:] == [10, 11, 12, 13]
+    out = capsys.readouterr().out
+    assert 'frames (1-based) [4, 5, 6, 7, 10, 11, 12, 13]' in out and 'each map on its own scale' in out
+    shared = visualize_pa.main([*args, '--out', str(tmp_path / 'shared.png'), '--shared_scale', '--frame_base', '0'])
+    out = capsys.readouterr().out
+    assert 'frames (0-based) [3, 4, 5, 6, 9, 10, 11, 12]' in out and 'one scale for all maps' in out
+    own_panel = pa_panel(own['image'], 6, 32)
+    shared_panel = pa_panel(shared['image'], 6, 32)
+    still, moving = slice(0, 3 * 32), slice(3 * 32, 6 * 32)
+    assert own_panel[:, still].max() == 255  # noise amplified to full brightness
+    assert shared_panel[:, moving].max() == 255 and shared_panel[:, still].max() < 0.25 * 255
+    assert visualize_pa.normalise_map(torch.tensor([[1.0, 3.0]]), (1.0, 5.0)).tolist() == [[0, 128]]

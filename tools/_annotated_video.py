@@ -1,7 +1,16 @@
 """An annotated copy of a stream, for tools/online_demo.py: each frame with the current top
 classes written on it and the current PA map laid over the model's crop (Pillow draws, PyAV
-writes, mpeg4 in yuv420p, so the size is cut to even numbers)."""
+writes).
+
+The file is H.264 in yuv420p (what browsers play; 4:2:0 needs even sides, so the size is cut to
+even numbers) in an MP4 whose index comes first (``faststart``: it plays while it downloads), at
+the source's exact frame rate (a Fraction: 30000/1001 stays 29.97). The encoder is the first
+:data:`ENCODERS` entry this PyAV build can open; where it has no H.264 encoder, MPEG-4 Part 2
+(plays in desktop players, not in browsers). ``encoder`` says which was used.
+"""
 from __future__ import annotations
+
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -10,6 +19,23 @@ from PIL import Image, ImageDraw
 
 PA_COLOUR = (255, 40, 40)
 PA_OPACITY = 0.6  # of the strongest motion; still pixels stay as they are
+# (encoder, what it writes), first choice first: libx264, else Cisco's OpenH264, else MPEG-4 Part 2
+ENCODERS = (('libx264', 'H.264'), ('libopenh264', 'H.264'), ('mpeg4', 'MPEG-4 Part 2, not playable in browsers'))
+BIT_RATE = 2_000_000
+
+
+def pick_encoder(width: int, height: int, rate: Fraction) -> tuple[str, str]:
+    """The first of :data:`ENCODERS` that opens for yuv420p frames of that size and rate here."""
+    for name, kind in ENCODERS:
+        try:
+            context = av.CodecContext.create(name, 'w')
+            context.width, context.height, context.pix_fmt = width, height, 'yuv420p'
+            context.time_base, context.framerate, context.bit_rate = 1 / rate, rate, BIT_RATE
+            context.open()
+        except (av.error.FFmpegError, ValueError):  # not in this build (UnknownCodecError), or no device
+            continue
+        return name, kind
+    raise RuntimeError(f'no video encoder among {", ".join(n for n, _ in ENCODERS)} in this PyAV build')
 
 
 def crop_box(width: int, height: int, scale_size: int, crop_size: int) -> tuple[int, int, int, int]:
@@ -21,26 +47,31 @@ def crop_box(width: int, height: int, scale_size: int, crop_size: int) -> tuple[
 
 
 class AnnotatedVideoWriter:
-    """Writes frames with labels and a PA overlay to ``path`` at ``fps``.
+    """Writes frames with labels and a PA overlay to ``path`` at ``rate`` frames per second
+    (a Fraction, or a number taken as its decimal value).
 
     ``write(frame, lines, pa, box)``: ``frame`` uint8 ``(H, W, 3)``; ``lines`` text drawn top left;
     ``pa`` a motion map ``(h, w)`` (any scale; None: no overlay) stretched over ``box``.
+    ``encoder`` / ``codec``: the encoder used and what it wrote (known after the first frame).
     """
 
-    def __init__(self, path: str, fps: float) -> None:
+    def __init__(self, path: str, rate: Fraction | float) -> None:
         self.path = path
-        self.fps = fps
+        self.rate = rate if isinstance(rate, Fraction) else Fraction(str(rate))
         self.frames_written = 0
-        self._container = av.open(path, 'w')
+        self._container = av.open(path, 'w', options={'movflags': '+faststart'})
         self._stream = None
         self.size: tuple[int, int] | None = None   # (width, height) written
+        self.encoder: str | None = None
+        self.codec: str | None = None
 
     def _open_stream(self, width: int, height: int) -> None:
         self.size = (width - width % 2, height - height % 2)
-        self._stream = self._container.add_stream('mpeg4', rate=round(self.fps))
+        self.encoder, self.codec = pick_encoder(*self.size, self.rate)
+        self._stream = self._container.add_stream(self.encoder, rate=self.rate)
         self._stream.width, self._stream.height = self.size
         self._stream.pix_fmt = 'yuv420p'
-        self._stream.bit_rate = 2_000_000
+        self._stream.bit_rate = BIT_RATE
 
     def write(self, frame: torch.Tensor, lines: list[str], pa: torch.Tensor | None,
               box: tuple[int, int, int, int]) -> None:
@@ -59,7 +90,9 @@ class AnnotatedVideoWriter:
             y = bottom + 3
         w, h = self.size
         array = np.ascontiguousarray(np.asarray(image)[:h, :w])
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(array, format='rgb24')):
+        picture = av.VideoFrame.from_ndarray(array, format='rgb24')
+        picture.pts, picture.time_base = self.frames_written, 1 / self.rate  # one tick a frame: the exact rate
+        for packet in self._stream.encode(picture):
             self._container.mux(packet)
         self.frames_written += 1
 

@@ -21,13 +21,17 @@ video).
 ``--realtime`` reads the source as a live camera delivers it, at its frame rate (``--fps``, else
 the file's, else 25): a frame not taken before the next one arrives is dropped, and the count of
 drops is reported. ``--out`` writes the frames read with the current top classes and PA map (the
-mean of the segment's PA maps, over the model's crop; none for RGB) drawn on them.
+mean of the segment's PA maps, over the model's crop; none for RGB) drawn on them, as H.264 MP4
+(plays in browsers) at the source's exact frame rate, or MPEG-4 Part 2 where PyAV has no H.264
+encoder; it says which. A video that decodes fewer frames than its header claims is said so, and
+its length is the frames that decode.
 """
 from __future__ import annotations
 
 import argparse
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
@@ -118,19 +122,24 @@ def main(argv: list[str] | None = None) -> dict:
     scale = scale_size_for(size)
     transform = build_val_transform(size, scale, model.input_mean, model.input_std, normalize=False)
     stride = args.stride or default_stride(stream.num_frames, model.num_segments, model.new_length)
-    fps = args.fps or stream.fps or DEFAULT_FPS
+    # exact (a Fraction) so --out keeps the source's rate: 30000/1001 stays 29.97
+    frame_rate = Fraction(str(args.fps)) if args.fps else (stream.rate or Fraction(str(DEFAULT_FPS)))
+    fps = float(frame_rate)
     way = 'causal: one segment a step' if online.causal else 'bidirectional: the window re-run each step'
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f'{model.new_length} frames, {size}x{size}) from {args.weights} on {device}; {way}')
     print(precision.describe())
     length = f'{stream.num_frames} frames' if stream.num_frames else 'live'
-    print(f'=> {args.source}: {length} at {fps:g} fps, a segment every {stride} frames; classes: {names_source}')
+    # 30000/1001 is shown as such beside its 29.97; 25 or 29.97 given as such need no fraction
+    exact = f' ({frame_rate.numerator}/{frame_rate.denominator})' if round(fps, 3) != fps else ''
+    print(f'=> {args.source}: {length} at {fps:g} fps{exact}, a segment every {stride} frames; '
+          f'classes: {names_source}')
     if stream.note:
         print(f'=> {args.source}: {stream.note}')
 
     dropper = LateFrameDropper(fps, stream.live) if args.realtime else None
     frames = dropper(stream.frames()) if dropper else stream.frames()
-    writer = AnnotatedVideoWriter(args.out, fps) if args.out else None
+    writer = AnnotatedVideoWriter(args.out, frame_rate) if args.out else None
     predictions: list[Prediction] = []
     lines: list[str] = []
     pa_map = None
@@ -190,9 +199,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(summary)
     if writer:
         w, h = writer.size or (0, 0)
-        print(f'=> wrote {args.out}: {writer.frames_written} frames, {w}x{h}')
+        print(f'=> wrote {args.out}: {writer.frames_written} frames, {w}x{h}, {writer.codec} ({writer.encoder}) '
+              f'at {fps:g} fps{exact}')
     return {'predictions': predictions, 'stride': stride, 'dropped': dropper.dropped if dropper else 0,
-            'frames_written': writer.frames_written if writer else 0, 'causal': online.causal}
+            'frames_written': writer.frames_written if writer else 0, 'causal': online.causal,
+            'encoder': writer.encoder if writer else None, 'rate': frame_rate}
 
 
 if __name__ == '__main__':

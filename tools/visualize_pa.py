@@ -3,7 +3,8 @@ paper's README.
 
     python tools/visualize_pa.py VIDEO_FILE_OR_FRAME_FOLDER --out pa.png [--gif pa.gif]
         [--weights CHECKPOINT] [--seed 0] [--num_segments 4] [--data_length 4] [--size 112] [--crop 0]
-        [--cmap gray|jet] [--fps 4] [--amp | --no_amp] [--channels_last | --no_channels_last]
+        [--cmap gray|jet] [--shared_scale] [--frame_base 1|0] [--fps 4]
+        [--amp | --no_amp] [--channels_last | --no_channels_last]
 
 The clip is sampled as validation samples it: the centre of each of ``--num_segments`` segments,
 ``--data_length`` consecutive frames from each. Frames are resized so their short side is
@@ -21,7 +22,13 @@ override it).
 Display: each map is min-max normalised on its own to [0, 255] (a constant map is drawn black).
 The absolute scale of PA depends on the conv weights (a fresh conv gives values near 1e-3, a
 trained one far larger), so only where the motion is within a map is shown, not how strong it
-is compared with other maps.
+is compared with other maps; a pair of still frames then shows its compression noise stretched
+to full brightness. ``--shared_scale`` draws every map of the video on one scale (the smallest
+and largest value over all its maps), so a still pair is dark beside a moving one.
+
+Frame numbers are printed 1-based by default, as list files and frame folders count
+(``img_00001.jpg`` is frame 1); ``--frame_base 0`` prints them 0-based, as PyAV and ffmpeg count
+decoded frames. Either way the output says which.
 
 ``--out`` (PNG) is a grid with one column per PA map (``num_segments * (data_length - 1)``): the
 top row holds frame t of each pair, the bottom row its map, tiles ``PAD`` pixels apart and from
@@ -64,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--size', type=int, default=112, help='short side of the frames, in pixels')
     p.add_argument('--crop', type=int, default=0, help='centre crop to this square size (0: no crop)')
     p.add_argument('--cmap', choices=COLORMAPS, default='gray', help='colours of the PA maps')
+    p.add_argument('--shared_scale', action='store_true',
+                   help='one colour scale for every map of the video (default: each map stretched to its own '
+                        'min..max, which amplifies the noise of still pairs)')
+    p.add_argument('--frame_base', type=int, choices=(1, 0), default=1,
+                   help='print frame numbers 1-based (as list files and img_00001.jpg) or 0-based (as PyAV / ffmpeg)')
     p.add_argument('--out', default='pa.png', help='the grid image (PNG)')
     p.add_argument('--gif', default=None,
                    help='also write an animation of frame / PA map pairs to this GIF (None: no animation)')
@@ -119,13 +131,14 @@ def pa_maps(frames: torch.Tensor, pa: PA) -> torch.Tensor:
     return pa(x.reshape(f, c, h, w))
 
 
-def normalise_map(pa_map: torch.Tensor) -> np.ndarray:
-    """One map ``(h, w)`` -> uint8 ``(h, w)``, min to 0 and max to 255 (all 0 if constant)."""
+def normalise_map(pa_map: torch.Tensor, scale: tuple[float, float] | None = None) -> np.ndarray:
+    """One map ``(h, w)`` -> uint8 ``(h, w)``: ``scale`` ``(lo, hi)`` to 0..255 (None: the map's own
+    min and max); all 0 when the scale is empty."""
     m = pa_map.double()
-    lo, hi = m.min(), m.max()
+    lo, hi = (m.min(), m.max()) if scale is None else (torch.tensor(scale[0]), torch.tensor(scale[1]))
     if hi <= lo:
         return np.zeros(tuple(m.shape), np.uint8)
-    return ((m - lo) / (hi - lo) * 255).round().byte().numpy()
+    return ((m - lo) / (hi - lo) * 255).round().clamp(0, 255).byte().numpy()
 
 
 def colorize(grey: np.ndarray, cmap: str = 'gray') -> np.ndarray:
@@ -139,15 +152,22 @@ def colorize(grey: np.ndarray, cmap: str = 'gray') -> np.ndarray:
     raise ValueError(f'unknown colormap {cmap!r}; use one of {", ".join(COLORMAPS)}')
 
 
-def pair_tiles(frames: torch.Tensor, maps: torch.Tensor,
-               cmap: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def pair_tiles(frames: torch.Tensor, maps: torch.Tensor, cmap: str,
+               shared_scale: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Frame t and its map for every pair: frames uint8 ``(N * L, 3, h, w)``, maps ``(N, L - 1, h, w)``
-    -> two lists of ``N * (L - 1)`` RGB arrays ``(h, w, 3)``."""
+    -> two lists of ``N * (L - 1)`` RGB arrays ``(h, w, 3)``; maps each on its own scale, or with
+    ``shared_scale`` all on the scale of the smallest and largest value of ``maps``."""
     n, pairs, h, w = maps.shape
     firsts = frames.reshape(n, pairs + 1, 3, h, w)[:, :-1].reshape(n * pairs, 3, h, w)
     rgb = [f.permute(1, 2, 0).numpy() for f in firsts]
-    shown = [colorize(normalise_map(m), cmap) for m in maps.reshape(n * pairs, h, w)]
+    scale = (float(maps.min()), float(maps.max())) if shared_scale else None
+    shown = [colorize(normalise_map(m, scale), cmap) for m in maps.reshape(n * pairs, h, w)]
     return rgb, shown
+
+
+def frame_label(indices: np.ndarray, base: int) -> str:
+    """The 1-based ``indices`` of the clip, printed in ``base`` (1 or 0) and saying which."""
+    return f'frames ({base}-based) {(np.asarray(indices) - 1 + base).tolist()}'
 
 
 def grid_size(columns: int, rows: int, h: int, w: int, pad: int = PAD) -> tuple[int, int]:
@@ -188,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(precision.describe())
     with precision.autocast():
         maps = pa_maps(frames, precision.apply(pa)).float()
-    rgb, shown = pair_tiles(frames, maps, args.cmap)
+    rgb, shown = pair_tiles(frames, maps, args.cmap, args.shared_scale)
     for path in (args.out, args.gif):
         if path and os.path.dirname(os.path.abspath(path)):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -196,8 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     image.save(args.out)
     source = args.weights or f'random init (seed {args.seed})'
     print(f'=> {args.out}: {image.size[0]}x{image.size[1]}, {args.num_segments} segments x {data_length - 1} '
-          f'PA maps of {frames.shape[-1]}x{frames.shape[-2]} (frames {indices.tolist()}), PA conv: {source}')
-    print(f'   PA range {maps.min().item():.4g} .. {maps.max().item():.4g} (each map normalised for display)')
+          f'PA maps of {frames.shape[-1]}x{frames.shape[-2]} ({frame_label(indices, args.frame_base)}), '
+          f'PA conv: {source}')
+    how = 'one scale for all maps' if args.shared_scale else 'each map on its own scale'
+    print(f'   PA range {maps.min().item():.4g} .. {maps.max().item():.4g} ({how})')
     if args.gif:
         save_gif(rgb, shown, args.gif, args.fps)
         print(f'=> {args.gif}: {len(rgb)} frames')

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ops.engine.naming import parse_run_name
-from ops.engine.safe_files import write_atomically
+from ops.safe_files import write_atomically
 from ops.errors import InputError
 from ops.models import PAN
 
@@ -81,7 +81,7 @@ def load_pan_weights(model: nn.Module, checkpoint: str | dict, source: str | Non
 
 
 def save_checkpoint(state: dict[str, Any], path: str) -> None:
-    """Write ``state`` to ``path`` atomically (:func:`ops.engine.safe_files.write_atomically`): a crash at
+    """Write ``state`` to ``path`` atomically (:func:`ops.safe_files.write_atomically`): a crash at
     any moment leaves the previous file whole; a full disk raises CheckpointWriteError naming the
     file and the cause. The file gets the user's usual permissions (umask)."""
     write_atomically(path, lambda f: torch.save(state, f))

@@ -94,6 +94,15 @@ def broadcast_object(obj, ctx: DistContext):
     return box[0]
 
 
+def all_gather_objects(obj, ctx: DistContext) -> list:
+    """Every process's value of a picklable object, in rank order (``[obj]`` in a single process)."""
+    if not ctx.distributed:
+        return [obj]
+    gathered: list = [None] * ctx.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 class ShardSampler(torch.utils.data.Sampler):
     """Every ``world_size``-th index from ``rank``, in order and without padding: each sample is
     evaluated exactly once over all processes (DistributedSampler repeats some to even out)."""

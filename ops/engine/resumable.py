@@ -45,8 +45,11 @@ def seeded_draws(seed_words: tuple[int, ...]) -> Iterator[None]:
 
 class SeededSamples(Dataset):
     """``dataset`` whose item ``i`` in epoch ``e`` draws its randomness (segment offsets, crops,
-    flips) from a seed of ``(seed, e, i)`` alone. Call :meth:`set_epoch` before each epoch's
-    DataLoader iterator is made (workers take a copy of this object when the iterator starts)."""
+    flips) from a seed of ``(seed, e, i)`` alone. The epoch comes with the key, ``data[(e, i)]``
+    (a :class:`ResumableSampler` with ``tag_epoch`` yields such keys, which persistent DataLoader
+    workers need: they keep the copy of this object made when they started), or, for a plain
+    index ``data[i]``, from :meth:`set_epoch`, called before each epoch's DataLoader iterator is
+    made."""
 
     def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset = dataset
@@ -56,8 +59,9 @@ class SeededSamples(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int):
-        with seeded_draws((self.seed, self.epoch, index)):
+    def __getitem__(self, key: int | tuple[int, int]):
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        with seeded_draws((self.seed, epoch, index)):
             return self.dataset[index]
 
     def __len__(self) -> int:
@@ -73,12 +77,15 @@ class SeededSamples(Dataset):
 class ResumableSampler(DistributedSampler):
     """DistributedSampler (shuffled by ``seed + epoch``, this process's share, the last uneven
     batch dropped) that can start an epoch at batch ``start_batch``: the batches before it are
-    skipped, the rest are the unbroken epoch's. ``batch_size`` is per process."""
+    skipped, the rest are the unbroken epoch's. ``batch_size`` is per process. With ``tag_epoch``
+    it yields ``(epoch, index)`` keys for :class:`SeededSamples` instead of indices."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, num_replicas: int, rank: int, seed: int) -> None:
+    def __init__(self, dataset: Dataset, batch_size: int, num_replicas: int, rank: int, seed: int,
+                 tag_epoch: bool = False) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.batch_size = batch_size
         self.start_batch = 0
+        self.tag_epoch = tag_epoch
 
     @property
     def batches_per_epoch(self) -> int:
@@ -92,7 +99,8 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self):
         indices = list(super().__iter__())
-        return iter(indices[self.start_batch * self.batch_size:self.batches_per_epoch * self.batch_size])
+        indices = indices[self.start_batch * self.batch_size:self.batches_per_epoch * self.batch_size]
+        return iter([(self.epoch, i) for i in indices] if self.tag_epoch else indices)
 
     def __len__(self) -> int:
         return (self.batches_per_epoch - self.start_batch) * self.batch_size

@@ -32,7 +32,7 @@ from ops.engine.checkpoint import save_checkpoint
 from ops.engine.distributed import DistContext, broadcast_object
 from ops.engine.resumable import gather_rng_states
 from ops.engine.run_lock import RunLock, RunLockedError
-from ops.engine.safe_files import CheckpointWriteError, publish_copy, remove_stale_temporaries
+from ops.safe_files import CheckpointWriteError, publish_copy, remove_stale_temporaries
 
 CKPT_NAME = 'ckpt.pth.tar'
 BEST_NAME = 'ckpt.best.pth.tar'

@@ -27,6 +27,7 @@ from PIL import Image
 
 from ops.errors import InputError
 from ops.frames.image_io import FrameReadError, read_frame_pil, read_frame_uint8
+from ops.frames.video_index import VideoIndex
 from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -236,11 +237,13 @@ class FolderFrames(IndexedFrames):
 
 class VideoFrames(FrameSource):
     """A video file, decoded with PyAV (see :mod:`ops.frames.video_reader`); the frame count comes from
-    the file's index, whatever the list file says."""
+    the file's index, whatever the list file says. ``note`` says when the container's header
+    claims more frames than decode (a truncated or damaged file)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._reader = VideoReader(path)
+        self.note = header_note(self._reader.index)
 
     @property
     def num_frames(self) -> int:
@@ -273,6 +276,14 @@ class VideoFrames(FrameSource):
         wanted = sorted({int(i) for i in indices})
         replaced = {i: last for i in wanted if i > last}
         return {i: self._convert(decoded[min(i, last) - 1], as_pil) for i in wanted}, replaced, str(error)
+
+
+def header_note(index: VideoIndex) -> str:
+    """What to tell a user whose video decodes fewer frames than its header claims ('' if not)."""
+    if not index.header_overstates:
+        return ''
+    return (f'its header claims {index.header_frames} frames but {index.num_frames} decode '
+            f'(a truncated or damaged file); reading those {index.num_frames}')
 
 
 def check_clip_source(path: str) -> None:

@@ -15,14 +15,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import av
 import torch
 
 from ops.errors import InputError
-from ops.frames.frame_source import scan_frame_folder
+from ops.frames.frame_source import header_note, scan_frame_folder
 from ops.frames.image_io import read_frame_uint8
-from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file
+from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file, video_index
 
 CAMERA_PREFIX = '/dev/video'
 
@@ -36,15 +37,21 @@ def is_camera(path: str) -> bool:
 
 @dataclass
 class FrameStream:
-    """One source's frames in order. ``fps``: its frame rate (None: unknown, a frame folder);
-    ``num_frames``: its length (None: a camera); ``live``: frames arrive in real time (a camera);
-    ``note``: what a folder's reading left out ('' when nothing)."""
+    """One source's frames in order. ``rate``: its exact frame rate (30000/1001 for 29.97; None:
+    unknown, a frame folder), ``fps`` the same as a float; ``num_frames``: its length (a video's
+    decodable frames, from its stored index; None: a camera); ``live``: frames arrive in real
+    time (a camera); ``note``: what a folder's reading left out, or that a video decodes fewer
+    frames than its header claims ('' when nothing)."""
     path: str
-    fps: float | None
+    rate: Fraction | None
     num_frames: int | None
     live: bool
     _frames: Callable[[], Iterator[torch.Tensor]] = field(repr=False)
     note: str = ''
+
+    @property
+    def fps(self) -> float | None:
+        return float(self.rate) if self.rate else None
 
     def frames(self) -> Iterator[IndexedFrame]:
         """``(index, frame)`` for each frame, index 0-based, frame uint8 ``(H, W, 3)`` RGB."""
@@ -52,12 +59,15 @@ class FrameStream:
 
 
 def _decode(path: str, options: dict) -> Iterator[torch.Tensor]:
+    decoded = 0
     try:
         with av.open(path, **options) as container:
             for frame in container.decode(video=0):
+                decoded += 1
                 yield torch.from_numpy(frame.to_ndarray(format='rgb24'))
     except av.FFmpegError as err:
-        raise VideoReadError(f'cannot decode {path}: {err}') from err
+        if not decoded:  # a damaged tail ends the stream where the frames stop (the note says so)
+            raise VideoReadError(f'cannot decode {path}: {err}') from err
 
 
 def open_frame_stream(path: str) -> FrameStream:
@@ -71,8 +81,7 @@ def open_frame_stream(path: str) -> FrameStream:
                 rate = container.streams.video[0].average_rate
         except av.FFmpegError as err:
             raise VideoReadError(f'cannot open camera {path}: {err}') from err
-        return FrameStream(path, float(rate) if rate else None, None, True,
-                           lambda: _decode(path, {'format': 'v4l2'}))
+        return FrameStream(path, rate or None, None, True, lambda: _decode(path, {'format': 'v4l2'}))
     if os.path.isdir(path):
         listing = scan_frame_folder(path)
         return FrameStream(path, None, len(listing.files), False,
@@ -85,10 +94,12 @@ def open_frame_stream(path: str) -> FrameStream:
     try:
         with av.open(path) as container:
             video = container.streams.video[0]
-            rate, count = video.average_rate, video.frames
+            rate = video.average_rate or video.guessed_rate
     except (av.FFmpegError, IndexError) as err:
         raise VideoReadError(f'cannot open video {path}: {err}') from err
-    return FrameStream(path, float(rate) if rate else None, count or None, False, lambda: _decode(path, {}))
+    # the length is what decodes (the stored index's), not what the header claims
+    index = video_index(path)
+    return FrameStream(path, rate or None, index.num_frames, False, lambda: _decode(path, {}), header_note(index))
 
 
 def segments(frames: Iterable[IndexedFrame], new_length: int, stride: int

@@ -8,8 +8,8 @@ AVI with packed B-frames (UCF101, HMDB51) has packets that hold two frames and p
 that hold none, and its decoded frames carry timestamps out of order (1, 2, 4, 3, ...); H.264 in
 AVI has the same disorder. So:
 
-* **Index pass** (once per file per process, cached on path, mtime and size): one sequential
-  *decode* of the whole video. For each decoded frame it records a CRC of its decoded pixels (the
+* **Index pass** (once per file: stored on disk and shared by every process and later run, see
+  :mod:`ops.frames.video_index`): one sequential *decode* of the whole video. For each decoded frame it records a CRC of its decoded pixels (the
   native planes, not converted) and its pts; the pts are *trusted* only if every frame has one and
   they strictly increase in output order. It also records the keyframe packets (byte position,
   pts, dts) and pairs each with the display position of the frame it decodes to: by equal pts when
@@ -36,23 +36,25 @@ Why not a cheaper demux-only index: packets do not match the decoded frames one 
 B-frames, N-VOP placeholders, reordered stamps) and only a decode reveals it. On the XviD fixture
 in ``tests/fixtures`` the packets' pts are unique, sort to 1..164 and are as many as the decoded
 frames, yet the demux-only reader this replaced returned a neighbouring frame for 54 of its 164
-indices. The index pass costs one decode per file and process (each DataLoader worker builds its
-own; hashing the native planes adds little, about 12 bytes are kept per frame). List files
-normally carry frame counts, and a :class:`VideoReader` made for each clip reuses the cached index,
-so reading a clip seeks instead of decoding the video again.
+indices. The index pass costs one decode per file, once: its result is stored on disk (about 20
+bytes per frame) and read back by every process and DataLoader worker, and each process keeps the
+indexes it read last in memory, so a :class:`VideoReader` made for each clip seeks instead of
+decoding the video again.
 """
 from __future__ import annotations
 
-import bisect
 import os
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from itertools import chain, pairwise
+from pathlib import Path
 
 import av
 import numpy as np
+
+from ops.frames.video_index import (SeekPoint, VideoIndex, VideoKey, index_folder, load_index, packet_identity,
+                                    store_index)
 
 VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v')
 
@@ -77,86 +79,9 @@ def frame_digest(frame: av.VideoFrame) -> int:
     return zlib.crc32(np.ascontiguousarray(pixels))
 
 
-def packet_identity(packet: av.Packet) -> Hashable:
-    """What names a packet again after a seek: its byte position in the file, or its timestamps
-    where the demuxer gives no position."""
-    return ('pos', packet.pos) if packet.pos is not None else ('ts', packet.pts, packet.dts)
-
-
-@dataclass(frozen=True)
-class SeekPoint:
-    """A keyframe packet that decoding may restart from."""
-    position: int  # 0-based display position of the keyframe's frame in the sequential decode
-    timestamps: tuple[int, ...]  # offsets for ``container.seek`` (stream time base), first choice first
-    packet: Hashable  # :func:`packet_identity` of the keyframe packet
-
-
-@dataclass(frozen=True, eq=False)  # identity equality: the arrays do not compare to a bool
-class VideoIndex:
-    """What one sequential decode of a video found.
-
-    ``digests`` ``(num_frames,)`` uint32: :func:`frame_digest` of each frame in decode output order.
-    ``pts`` ``(num_frames,)`` int64, strictly increasing, or None when the frames' pts are missing
-    or out of order (then frames are identified by counting). ``seek_points``: sorted by position
-    (one at position 0 is only a landing: decoding from the start needs no seek). ``end_stamp``:
-    the largest packet timestamp, a seek offset past the last keyframe.
-
-    Learnt while reading (per process, shared by the readers of the file): ``unusable``, the
-    positions of seek points that failed once (not retried), and ``stamp_for``, the seek offset
-    that landed exactly at each seek point.
-    """
-    num_frames: int
-    digests: np.ndarray
-    pts: np.ndarray | None
-    seek_points: tuple[SeekPoint, ...]
-    end_stamp: int | None = None
-    unusable: set[int] = field(default_factory=set, compare=False, repr=False)
-    stamp_for: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def pts_trusted(self) -> bool:
-        return self.pts is not None
-
-    @property
-    def seekable(self) -> bool:
-        return any(p.position > 0 for p in self.seek_points)
-
-    @cached_property  # cached_property writes the instance dict directly, which frozen allows
-    def _landings(self) -> dict[Hashable, int]:
-        return {p.packet: p.position for p in self.seek_points}
-
-    @cached_property
-    def _seek_positions(self) -> list[int]:
-        return [p.position for p in self.seek_points]
-
-    def landing_position(self, packet: av.Packet) -> int | None:
-        """Display position of the keyframe packet a seek resumed at; None if not a seek point."""
-        return self._landings.get(packet_identity(packet))
-
-    def seek_point_before(self, target: int) -> SeekPoint | None:
-        """The last usable seek point at or before frame ``target``; None: decode from the start."""
-        i = bisect.bisect_right(self._seek_positions, target)
-        for point in reversed(self.seek_points[:i]):
-            if point.position == 0:
-                break
-            if point.position not in self.unusable:
-                return point
-        return None
-
-    def seek_stamps(self, point: SeekPoint) -> list[int]:
-        """Offsets to try for ``container.seek`` to land at ``point``: the one that worked before,
-        else its keyframe packet's pts and dts (demuxers index by either), then just below the next
-        seek point's (demuxers such as MP4's index by dts shifted to start at 0, which lies
-        between the two)."""
-        if point.position in self.stamp_for:
-            return [self.stamp_for[point.position]]
-        i = self.seek_points.index(point)
-        if i + 1 < len(self.seek_points):
-            above = [t - 1 for t in self.seek_points[i + 1].timestamps]
-        else:
-            above = [self.end_stamp] if self.end_stamp is not None else []
-        lowest = min(point.timestamps)
-        return list(dict.fromkeys([*point.timestamps, *(t for t in above if t > lowest)]))
+def _reason(err: av.error.FFmpegError) -> str:
+    """FFmpeg's reason alone (its str() repeats the errno and the file name the message gives)."""
+    return err.strerror or str(err)
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -165,7 +90,7 @@ def _open(path: str) -> av.container.InputContainer:
     try:
         container = av.open(path)
     except av.error.FFmpegError as e:
-        raise VideoReadError(f'cannot open video {path}: {e}') from None
+        raise VideoReadError(f'cannot open video {path}: {_reason(e)}') from None
     if not container.streams.video:
         container.close()
         raise VideoReadError(f'no video stream in {path}')
@@ -196,11 +121,28 @@ def _pair_seek_points(key_packets: list[tuple[Hashable, int | None, int | None]]
     return tuple(points)
 
 
-@lru_cache(maxsize=4096)
-def _cached_index(path: str, mtime_ns: int, size: int) -> VideoIndex:
-    """Decode the whole video once and index it; keyed on mtime and size so an edited file is
-    re-read."""
+# Indexes a process keeps in memory (a few KB each); the rest are read back from disk
+MEMORY_INDEXES = 256
+
+
+@lru_cache(maxsize=MEMORY_INDEXES)
+def _cached_index(path: str, mtime_ns: int, size: int, folder: str | None) -> VideoIndex:
+    """The index of the video at absolute ``path`` with that mtime and size: the one stored in
+    ``folder`` if it holds, else a new one (stored there)."""
+    key = VideoKey(path, size, mtime_ns)
+    store = None if folder is None else Path(folder)
+    stored = load_index(key, store)
+    if stored is not None:
+        return stored
+    index = build_index(path)
+    store_index(key, index, store)
+    return index
+
+
+def build_index(path: str) -> VideoIndex:
+    """Decode the whole video once and index it (see the module docstring)."""
     container = _open(path)
+    header_frames = container.streams.video[0].frames or None
     digests: list[int] = []
     frame_pts: list[int | None] = []
     frame_is_key: list[bool] = []
@@ -218,7 +160,7 @@ def _cached_index(path: str, mtime_ns: int, size: int) -> VideoIndex:
                 frame_is_key.append(bool(frame.key_frame))
     except av.error.FFmpegError as e:
         if not digests:  # a damaged tail still leaves the frames before it readable
-            raise VideoReadError(f'cannot read video {path}: {e}') from None
+            raise VideoReadError(f'cannot read video {path}: {_reason(e)}') from None
     finally:
         container.close()
     if not digests:
@@ -230,22 +172,46 @@ def _cached_index(path: str, mtime_ns: int, size: int) -> VideoIndex:
         digests=np.array(digests, dtype=np.uint32),
         pts=np.array(frame_pts, dtype=np.int64) if pts_trusted else None,
         seek_points=_pair_seek_points(key_packets, frame_pts, frame_is_key, pts_trusted),
-        end_stamp=end_stamp)
+        end_stamp=end_stamp, header_frames=header_frames)
+
+
+def _key(path: str) -> VideoKey:
+    try:
+        return VideoKey.of(path)
+    except FileNotFoundError:
+        raise VideoReadError(f'missing video: {path}') from None
 
 
 def video_index(path: str) -> VideoIndex:
-    """The (cached) :class:`VideoIndex` of a video file."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise VideoReadError(f'missing video: {path}') from None
-    return _cached_index(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    """The :class:`VideoIndex` of a video file: from this process's memory, else from the index
+    folder (:func:`~ops.frames.video_index.index_folder`), else built by one decode and stored."""
+    key = _key(path)
+    folder = index_folder()
+    return _cached_index(key.path, key.mtime_ns, key.size, None if folder is None else str(folder))
+
+
+def forget_indexes() -> None:
+    """Drop the indexes this process keeps in memory (the stored ones stay): the state of a process
+    or DataLoader worker that has read nothing yet."""
+    _cached_index.cache_clear()
 
 
 def count_video_frames(path: str) -> int:
-    """Number of frames a sequential decode of the video's first video stream gives, counted once
-    per process and cached."""
+    """Number of frames a sequential decode of the video's first video stream gives (the index's)."""
     return video_index(path).num_frames
+
+
+def read_ends(path: str) -> VideoIndex:
+    """Read the first and last frames of a video through :class:`VideoReader` (seeking as a clip
+    read does) unless its stored index says this was done; record it in the index. Returns the
+    index; VideoReadError when a frame does not read."""
+    index = video_index(path)
+    if index.ends_read:
+        return index
+    VideoReader(path).read([0, index.num_frames - 1])
+    index.ends_read = True  # the copy this process keeps in memory, and the stored one
+    store_index(_key(path), index, index_folder())
+    return index
 
 
 class _NeedSequential(Exception):
@@ -318,7 +284,7 @@ class VideoReader:
             try:
                 out.update(self._read_sequential(rest))
             except av.error.FFmpegError as e:
-                raise VideoReadError(f'cannot decode video {self.path}: {e}') from None
+                raise VideoReadError(f'cannot decode video {self.path}: {_reason(e)}') from None
         return {i: out[i] for i in wanted}
 
     def read_all(self) -> list[np.ndarray]:

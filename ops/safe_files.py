@@ -1,4 +1,6 @@
-"""Writing files that must survive any crash: checkpoints and their best copy.
+"""Writing files that must survive any crash: checkpoints and their best copy (:mod:`ops.engine`),
+the stored frame indexes of videos (:mod:`ops.frames.video_index`). A leaf: it imports nothing of
+the project, so both concerns share it.
 
 A file is written to a temporary name beside its target, flushed to disk, then renamed over it and
 the rename flushed too, so the target is at every moment either the old file whole or the new one

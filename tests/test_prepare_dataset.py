@@ -24,7 +24,7 @@ from ops.models import PAN
 from test_video_reader import write_video
 from tools import custom_recipe, frames_to_lmdb, prepare_dataset
 from tools._prep_common import PrepError
-from tools.prepare_dataset import Clip, ClipProbe, split_by_fraction, split_from_file
+from tools.prepare_dataset import ClipProbe, LabelledClip, split_by_fraction, split_from_file
 
 
 def frame_folder(path: Path, count: int, size=(24, 16), first: int = 1, name='img_{:05d}.jpg'):
@@ -33,8 +33,8 @@ def frame_folder(path: Path, count: int, size=(24, 16), first: int = 1, name='im
         Image.new('RGB', size, (10 * i % 255, 80, 160)).save(path / name.format(i))
 
 
-def clips_of(counts: dict[str, int]) -> list[Clip]:
-    return [Clip(f'{cls}/c{i:02d}.mp4', label, ClipProbe(8, 32, 32), False)
+def clips_of(counts: dict[str, int]) -> list[LabelledClip]:
+    return [LabelledClip(f'{cls}/c{i:02d}.mp4', label, ClipProbe(8, 32, 32), False)
             for label, (cls, n) in enumerate(counts.items()) for i in range(n)]
 
 
@@ -57,7 +57,7 @@ def test_split_is_seeded_stratified_and_per_class():
 
 
 def test_split_from_file(tmp_path):
-    clips = clips_of({'a': 3, 'b': 3}) + [Clip('b/c00.mkv', 1, ClipProbe(8, 32, 32), False)]
+    clips = clips_of({'a': 3, 'b': 3}) + [LabelledClip('b/c00.mkv', 1, ClipProbe(8, 32, 32), False)]
     videos = tmp_path / 'videos'
     split = tmp_path / 'val.txt'
     split.write_text(f'# validation clips\na/c01.mp4\n\nc02.mp4x\n{videos}/b/c00.mkv\n')

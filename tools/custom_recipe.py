@@ -22,12 +22,14 @@ main.py's command line, so each of them wins over the recipe's value.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
 
 from ops.backbones import backbone_entry, imagenet_cache_path, load_imagenet_state_dict
 from ops.engine.checkpoint import branch_options, read_checkpoint, trained_input_size
+from ops.engine.cli import new_parser
 from ops.modalities import MODALITIES
 
 DOWNLOAD_TIMEOUT_S = 20
@@ -77,7 +79,8 @@ def imagenet_available(arch: str) -> tuple[bool, str]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        load_imagenet_state_dict(weights)
+        with contextlib.redirect_stdout(sys.stderr):  # torch hub's progress: stdout is the recipe
+            load_imagenet_state_dict(weights)
         return True, f'downloaded to {path}'
     except RuntimeError as err:
         return False, str(err.__cause__ or err)
@@ -107,20 +110,25 @@ def choose(modality: str, flags: list[str]) -> tuple[list[str], str]:
     return [*args, *workers()], note
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = new_parser(__doc__)
+    p.add_argument('name', help='the dataset, made by tools/prepare_dataset.py (main.py\'s first argument)')
+    p.add_argument('rest', nargs=argparse.REMAINDER, metavar='...',
+                   help='[Lite|RGB|PA] (None: Lite), then main.py flags, as custom.sh passes them on')
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0].startswith('-'):
-        print('usage: python tools/custom_recipe.py NAME [Lite|RGB|PA] [main.py flags ...]', file=sys.stderr)
-        return 2
-    rest = argv[1:]
+    args = build_parser().parse_args(argv)
+    rest = list(args.rest)
     modality = rest.pop(0) if rest and rest[0] in MODALITIES else 'Lite'
     try:
-        args, note = choose(modality, rest)
+        recipe, note = choose(modality, rest)
     except (OSError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    print(f'=> custom.sh {argv[0]} {modality}: {note}', file=sys.stderr)
-    print('\n'.join(args))
+    print(f'=> custom.sh {args.name} {modality}: {note}', file=sys.stderr)
+    print('\n'.join(recipe))
     return 0
 
 

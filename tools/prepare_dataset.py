@@ -131,7 +131,7 @@ def frame_template(folder: str) -> str | None:
 
 
 @dataclass
-class Clip:
+class LabelledClip:
     """A clip of class ``label``: its path relative to VIDEOS (POSIX, as the lists write it)."""
     rel: str
     label: int
@@ -144,7 +144,7 @@ class Scan:
     """What the folder of classes holds: the classes (sorted), the usable clips, what was left
     out (path -> reason) and the hidden entries passed over."""
     classes: list[str]
-    clips: list[Clip] = field(default_factory=list)
+    clips: list[LabelledClip] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
     hidden: int = 0
 
@@ -193,7 +193,7 @@ def scan_videos(videos: Path, workers: int = 1) -> Scan:
         if isinstance(result, str):
             scan.left_out[rel] = result
         else:
-            scan.clips.append(Clip(rel, label, result, os.path.isdir(path)))
+            scan.clips.append(LabelledClip(rel, label, result, os.path.isdir(path)))
     return scan
 
 
@@ -210,7 +210,7 @@ def check_classes(scan: Scan, videos: Path) -> None:
 # ---------------------------------------------------------------- the split
 
 
-def split_by_fraction(clips: list[Clip], val_fraction: float, seed: int) -> set[str]:
+def split_by_fraction(clips: list[LabelledClip], val_fraction: float, seed: int) -> set[str]:
     """The validation clips: in each class, ``round(n * val_fraction)`` of its ``n`` clips drawn with
     a generator seeded by ``seed`` and the class, at least 1 when ``n >= 2`` and never all of them
     (a class of one clip trains). Each class's draw depends on its own clips alone."""
@@ -227,7 +227,7 @@ def split_by_fraction(clips: list[Clip], val_fraction: float, seed: int) -> set[
     return val
 
 
-def split_from_file(clips: list[Clip], split_file: Path, left_out: dict[str, str], videos: Path) -> set[str]:
+def split_from_file(clips: list[LabelledClip], split_file: Path, left_out: dict[str, str], videos: Path) -> set[str]:
     """The validation clips named in ``split_file``, one a line (``class/clip`` as in the lists, a
     path under ``videos``, or a clip's file name when unique); blank lines and ``#`` comments are skipped.
     A name that matches no clip is an error naming the file and line; a clip that was left out is
@@ -329,7 +329,7 @@ def output_folder(root: Path, name: str, videos: Path) -> Path:
     return out
 
 
-def write_dataset(out: Path, videos: Path, scan: Scan, val: set[str], flip: bool, split: dict) -> list[str]:
+def write_own_dataset(out: Path, videos: Path, scan: Scan, val: set[str], flip: bool, split: dict) -> list[str]:
     """The lists, category.txt and dataset.json; returns a line per file (wrote / unchanged)."""
     entries = {'train': [], 'val': []}
     for clip in sorted(scan.clips, key=lambda c: (c.label, c.rel)):
@@ -366,14 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = prep_parser(__doc__)
     parser.add_argument('videos', help='folder of class folders: VIDEOS/<class>/<video file or frame folder>')
     parser.add_argument('--name', required=True, default=argparse.SUPPRESS,
-                        help='the dataset\'s name, for main.py NAME ...: a folder name, not a built-in dataset\'s')
+                        help='the dataset\'s name, for main.py NAME ...: a folder name, not a built-in dataset\'s '
+                             '(required)')
     parser.add_argument('--val_fraction', type=float, default=None,
-                        help=f'share of each class\'s clips for validation (default: {DEFAULT_VAL_FRACTION}; '
+                        help=f'share of each class\'s clips for validation (None: {DEFAULT_VAL_FRACTION}; '
                              'not with --split)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the split')
     parser.add_argument('--split', default=None,
                         help='file naming the validation clips, one a line (class/clip, or a unique clip file '
-                             'name), instead of a drawn split (default: none)')
+                             'name), instead of a drawn split (None: the split is drawn)')
     parser.add_argument('--no_flip', action='store_true',
                         help='never flip clips horizontally in training (classes that depend on direction)')
     parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
@@ -405,7 +406,7 @@ def prepare(args: argparse.Namespace) -> int:
     check_classes(scan, videos)
     if not val:
         raise PrepError('no clip went to validation: every class has a single clip (or --split names none)')
-    for line in write_dataset(out, videos, scan, val, not args.no_flip, split):
+    for line in write_own_dataset(out, videos, scan, val, not args.no_flip, split):
         print(f'=> {line}')
     print(f'=> dataset {name!r} is ready (flips {"off" if args.no_flip else "on"}); train it with\n'
           f'   bash scripts/train/custom.sh {name}        or   python main.py {name} Lite ...'

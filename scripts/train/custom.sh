@@ -7,8 +7,13 @@
 # Runs through launch.sh like the other training scripts (torchrun, --resume auto, restarts); the
 # flags given here come last and win over the recipe's.
 source "$(dirname "$0")/launch.sh"
+usage="usage: bash scripts/train/custom.sh NAME [Lite|RGB|PA] [main.py flags]"
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+    echo "$usage  (the flags are main.py's:)"
+    exec "$PY" main.py -h
+fi
 if [ $# -lt 1 ] || [[ "$1" == -* ]]; then
-    echo "usage: bash scripts/train/custom.sh NAME [Lite|RGB|PA] [main.py flags]" >&2
+    echo "$usage" >&2
     exit 2
 fi
 name="$1"; shift

@@ -96,6 +96,11 @@ def test_same_arguments_write_the_same_files_and_the_dataset_reads(tmp_path, cap
                       image_tmpl=info.image_tmpl, random_shift=False)
     zero = next(i for i, r in enumerate(data.video_list) if r.path.endswith('zero based'))
     assert data[zero][0].shape == (2 * 2 * 3, 16, 24)
+    # frames_to_lmdb packs the frame folders of a dataset of your own, whatever their frame names
+    assert frames_to_lmdb.main(['doors', '--root_path', str(root), '--workers', '1']) == 0
+    stored = PANDataSet(info.frames_root, info.train_list, num_segments=2, new_length=2, modality='Lite',
+                        image_tmpl=info.image_tmpl, random_shift=False, lmdb_path=root / 'doors' / 'frames.lmdb')
+    assert all(stored[i][0].equal(data[i][0]) for i in range(len(data)))
 
 
 def test_report_names_every_clip_left_out_and_why(tmp_path, capsys):
@@ -112,9 +117,12 @@ def test_report_names_every_clip_left_out_and_why(tmp_path, capsys):
     (videos / 'wave' / '.DS_Store').write_text('x')
     (videos / 'loose.mp4').write_bytes(b'x')
     frame_folder(videos / 'clap' / 'a', 3)
+    for i in (1, 2):
+        Image.new('RGB', (8, 8)).save(videos / 'clap' / f'{i:05d}.jpg')
     assert prepare(videos, '--name', 'gestures', root=root) == 0
     out = capsys.readouterr().out
-    left = out[out.index('left out 5 entries:'):]
+    left = out[out.index('left out 6 entries:'):]
+    assert f'{videos / "clap"}/ (2 image files): images straight in a class folder' in left
     assert f'{videos / "wave" / "corrupt.mp4"}: cannot be opened' in left
     assert f'{videos / "wave" / "no frames.mkv"}: no decodable frame (no video frames)' in left
     assert f'{videos / "wave" / "empty folder"}: not a video file or frame folder' in left

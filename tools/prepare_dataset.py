@@ -42,7 +42,7 @@ from ops.dataset import MIN_FRAMES
 from ops.dataset_config import check_own_name
 from ops.dataset_description import DESCRIPTION_FILE, description_text
 from ops.errors import InputError
-from ops.frames.frame_source import MissingVideoError, open_frame_source, scan_frame_folder
+from ops.frames.frame_source import IMAGE_EXTENSIONS, MissingVideoError, open_frame_source, scan_frame_folder
 from ops.frames.image_io import FrameReadError
 from ops.frames.video_reader import VideoReadError, is_video_file
 from tools._prep_common import (CATEGORY_FILE, PrepError, data_root, list_name, prep_parser, run_cli,
@@ -159,6 +159,7 @@ def _candidates(videos: Path, scan: Scan) -> list[tuple[str, int]]:
         elif not entry.is_dir():
             scan.left_out[entry.name] = 'not in a class folder'
     for label, name in enumerate(scan.classes):
+        images = 0
         for entry in sorted((videos / name).iterdir()):
             rel = f'{name}/{entry.name}'
             if entry.name.startswith('.'):
@@ -167,8 +168,13 @@ def _candidates(videos: Path, scan: Scan) -> list[tuple[str, int]]:
                 scan.left_out[rel] = 'its name holds a line break, which a list file cannot'
             elif entry.is_dir() or (entry.is_file() and is_video_file(entry.name)):
                 found.append((rel, label))
+            elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                images += 1  # one line for them all: frames put straight into the class folder
             else:
                 scan.left_out[rel] = NOT_A_CLIP
+        if images:
+            scan.left_out[f'{name}/ ({images} image files)'] = \
+                "images straight in a class folder: put each clip's frames in a folder of its own"
     return found
 
 

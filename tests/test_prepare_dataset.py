@@ -119,9 +119,12 @@ def test_report_names_every_clip_left_out_and_why(tmp_path, capsys):
     frame_folder(videos / 'clap' / 'a', 3)
     for i in (1, 2):
         Image.new('RGB', (8, 8)).save(videos / 'clap' / f'{i:05d}.jpg')
+    (videos / 'clap' / 'by person').mkdir()
+    (videos / 'clap' / 'by person' / 'x.mp4').write_bytes(b'x')
     assert prepare(videos, '--name', 'gestures', root=root) == 0
     out = capsys.readouterr().out
-    left = out[out.index('left out 6 entries:'):]
+    left = out[out.index('left out 7 entries:'):]
+    assert f'{videos / "clap" / "by person"}: a folder of videos, not of frames' in left
     assert f'{videos / "clap"}/ (2 image files): images straight in a class folder' in left
     assert f'{videos / "wave" / "corrupt.mp4"}: cannot be opened' in left
     assert f'{videos / "wave" / "no frames.mkv"}: no decodable frame (no video frames)' in left

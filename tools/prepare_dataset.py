@@ -149,6 +149,14 @@ class Scan:
     hidden: int = 0
 
 
+def _holds_videos(folder: Path) -> bool:
+    """Whether a folder holds video files (then it is a group of clips, not a clip's frames)."""
+    try:
+        return any(is_video_file(e.name) for e in os.scandir(folder))
+    except OSError:
+        return False
+
+
 def _candidates(videos: Path, scan: Scan) -> list[tuple[str, int]]:
     """(relative path, label) of every entry of every class folder that may be a clip; loose files
     and other kinds go to ``scan.left_out``."""
@@ -160,12 +168,20 @@ def _candidates(videos: Path, scan: Scan) -> list[tuple[str, int]]:
             scan.left_out[entry.name] = 'not in a class folder'
     for label, name in enumerate(scan.classes):
         images = 0
-        for entry in sorted((videos / name).iterdir()):
+        try:
+            entries = sorted((videos / name).iterdir())
+        except OSError as err:
+            scan.left_out[f'{name}/'] = f'cannot be read ({err.strerror or err})'
+            continue
+        for entry in entries:
             rel = f'{name}/{entry.name}'
             if entry.name.startswith('.'):
                 scan.hidden += 1
             elif '\n' in entry.name or '\r' in entry.name:
                 scan.left_out[rel] = 'its name holds a line break, which a list file cannot'
+            elif entry.is_dir() and _holds_videos(entry):
+                scan.left_out[rel] = ('a folder of videos, not of frames: clips are looked for one level down '
+                                      '(VIDEOS/<class>/<clip>), not in sub-folders')
             elif entry.is_dir() or (entry.is_file() and is_video_file(entry.name)):
                 found.append((rel, label))
             elif entry.name.lower().endswith(IMAGE_EXTENSIONS):

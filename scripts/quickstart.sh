@@ -12,7 +12,7 @@ out=log/quickstart.txt
 "$PY" main.py synthetic Lite "${RECIPE[@]}" -b 8 --epochs 12 --eval-freq 3 --suffix quickstart --resume auto "$@" \
     | tee "$out"
 # main.py names the run it trained (a resumed run keeps its own folder and name)
-run=$(sed -n 's/^=> run \([^:]*\):.*/\1/p' "$out" | tail -n 1)
+run=$(sed -n 's/^=> run \([^ :]*\): .*/\1/p' "$out" | tail -n 1)
 ckpt="checkpoint/$run/ckpt.best.pth.tar"
 echo "=> testing $ckpt on the validation videos (segments and input size from the checkpoint)"
 "$PY" test_models.py synthetic --weights="$ckpt" --root_path "$DATA" \

@@ -26,7 +26,7 @@ echo
 printf '%-16s %14s %16s\n' model 'best top-1 (%)' 'final top-1 (%)'
 for name in "${ORDER[@]}"; do
     # the run's own log.csv: a run already finished (run again) validates nothing new
-    run=$(sed -n 's/^=> run \([^:]*\):.*/\1/p' "log/compare_${name}.txt" | tail -n 1)
+    run=$(sed -n 's/^=> run \([^ :]*\): .*/\1/p' "log/compare_${name}.txt" | tail -n 1)
     best=$(grep 'Best Prec@1' "log/$run/log.csv" | tail -n 1 | awk '{print $3}')
     final=$(grep 'Testing Results' "log/$run/log.csv" | tail -n 1 | awk '{print $4}')
     printf '%-16s %14s %16s\n' "$name" "$best" "$final"

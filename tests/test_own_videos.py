@@ -19,17 +19,17 @@ from tools import demo, export_onnx, prepare_dataset
 NAME = 'my_clips'
 TRAIN = ['--arch', 'resnet18', '--pretrain', 'scratch', '--num_segments', '2', '--input_size', '32', '-b', '2',
          '--epochs', '1', '-j', '0', '--lr', '0.01', '--print-freq', '50']
-# (file name, codec): every container the readers take, two in upper case, names with spaces
-CLIPS = [('a clip.mp4', 'mpeg4'), ('b.avi', 'mpeg4'), ('c.mkv', 'mpeg4'), ('d.webm', 'vp8'), ('e.mov', 'mpeg4'),
-         ('f.m4v', 'mpeg4'), ('G CLIP.MP4', 'mpeg4')]
+# class -> (file name, codec): every container the readers take, upper-case extensions, spaces in names
+CLIPS = {'swipe left': [('a clip.mp4', 'mpeg4'), ('b.avi', 'mpeg4'), ('c.mkv', 'mpeg4'), ('d.webm', 'vp8')],
+         'swipe right': [('e.mov', 'mpeg4'), ('f.m4v', 'mpeg4'), ('G CLIP.MP4', 'mpeg4'), ('h.AVI', 'mpeg4')]}
 
 
 def make_videos(folder):
-    """Two classes of 7 videos (the second also holds a frame folder and a corrupt file), a text
+    """Two classes of 4 videos (the second also holds a frame folder and a corrupt file), a text
     file, and an empty class."""
-    for label, cls in enumerate(('swipe left', 'swipe right')):
+    for cls, clips in CLIPS.items():
         (folder / cls).mkdir(parents=True)
-        for name, codec in CLIPS:
+        for name, codec in clips:
             write_video(folder / cls / name, 8, codec, gop=4, size=(32, 32))
     frames = folder / 'swipe right' / 'frames of a clip'
     frames.mkdir()
@@ -62,8 +62,7 @@ def test_a_folder_of_clips_becomes_a_trained_tested_exported_model(tmp_path, mon
     lines = [line.rsplit(' ', 2) for f in ('train_videofolder.txt', 'val_videofolder.txt')
              for line in (root / NAME / f).read_text().splitlines()]
     listed = {path for path, _, _ in lines}
-    assert listed == {f'{c}/{n}' for c in ('swipe left', 'swipe right') for n, _ in CLIPS} | \
-        {'swipe right/frames of a clip'}
+    assert listed == {f'{c}/{n}' for c, clips in CLIPS.items() for n, _ in clips} | {'swipe right/frames of a clip'}
     assert {int(count) for _, count, _ in lines} == {8}
     assert (root / NAME / 'category.txt').read_text() == 'swipe left\nswipe right\n'
     assert json.loads((root / NAME / 'dataset.json').read_text())['image_tmpl'] == 'img_{:05d}.jpg'
@@ -90,7 +89,7 @@ def test_a_folder_of_clips_becomes_a_trained_tested_exported_model(tmp_path, mon
 
     # the demo from another folder, with no data root there: class names from the checkpoint
     monkeypatch.chdir(elsewhere)
-    shown = demo.main(['--weights', str(ckpt), str(videos / 'swipe left' / 'G CLIP.MP4'), '--no_amp'])
+    shown = demo.main(['--weights', str(ckpt), str(videos / 'swipe right' / 'G CLIP.MP4'), '--no_amp'])
     out = capsys.readouterr().out
     assert "classes: the checkpoint's 2 class names" in out
     assert {name for _, name, _ in shown['top']} == {'swipe left', 'swipe right'}

@@ -236,15 +236,15 @@ def split_by_fraction(clips: list[LabelledClip], val_fraction: float, seed: int)
     """The validation clips: in each class, ``round(n * val_fraction)`` of its ``n`` clips drawn with
     a generator seeded by ``seed`` and the class, at least 1 when ``n >= 2`` and never all of them
     (a class of one clip trains). Each class's draw depends on its own clips alone."""
-    by_class: dict[int, list[str]] = {}
+    by_class: dict[str, list[str]] = {}
     for clip in clips:
-        by_class.setdefault(clip.label, []).append(clip.rel)
+        by_class.setdefault(clip.rel.split('/', 1)[0], []).append(clip.rel)
     val = set()
-    for label, names in sorted(by_class.items()):
+    for cls, names in by_class.items():
         names = sorted(names)
         n = len(names)
         take = 0 if n < 2 else min(max(round(n * val_fraction), 1), n - 1)
-        random.Random(f'{seed}/{names[0].split("/")[0]}').shuffle(names)
+        random.Random(f'{seed}/{cls}').shuffle(names)  # seeded by the class's name, not its label
         val.update(names[:take])
     return val
 

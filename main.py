@@ -41,7 +41,8 @@ from ops.engine.optim import adjust_learning_rate, build_optimizer
 from ops.engine.precision import amp_settings, autocast
 from ops.engine.resumable import ResumableSampler, SeededSamples, restore_rng_state
 from ops.engine.run_logger import RunLogger
-from ops.engine.run_state import AUTO, RunCheckpoints, describe, lock_run_folder, resume_source
+from ops.engine.run_state import (AUTO, RunCheckpoints, check_run_folder_free, clear_run_folder, describe,
+                                  lock_run_folder, resume_source)
 from ops.errors import InputError
 from ops.frames.image_io import FrameReadError
 from ops.frames.video_reader import VideoReadError
@@ -287,6 +288,8 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
     check_checkpoint_flags(args)
     info = resolve_dataset(args.dataset, args.root_path, args.train_list, args.val_list,
                            splits=('val',) if args.evaluate else ('train', 'val'), lmdb=args.lmdb)
+    if ctx.is_main and args.lmdb is not None:
+        print(f'=> frames of frame-folder lines from the LMDB store {lmdb_location(info, args.lmdb)}', flush=True)
     resume, chosen = resume_source(args.resume, os.path.join(args.root_model, store_name(args)))
     if ctx.is_main and args.resume:
         print(f'=> {chosen}', flush=True)
@@ -296,6 +299,8 @@ def run(args: argparse.Namespace, ctx: DistContext) -> dict:
     ckpt_dir = os.path.join(args.root_model, name)
     # the same run goes on: its log is cut back to where the checkpoint was written
     continuing = ckpt is not None and ckpt.get('store_name') == name
+    if not args.evaluate:  # before anything is written: never replace another run's files unasked
+        check_run_folder_free(ckpt_dir, resume, continuing, args.overwrite)
     return build_and_run(args, ctx, info, ckpt, resume, name, log_dir, ckpt_dir, continuing)
 
 
@@ -361,8 +366,10 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
     # everything is checked; from here on the run writes into its folder, which it holds alone
     lock = lock_run_folder(ckpt_dir, ctx)
     try:
+        if args.overwrite and not continuing:
+            clear_run_folder(ckpt_dir, ctx)
         parts = Training(net, model, optimizer, scaler, amp_dtype, train_set, val_set, train_sampler, train_loader,
-                         val_loader, steps, per_process, options)
+                         val_loader, steps, per_process, options, info.class_names())
         return train_loop(args, ctx, parts, ckpt, resume, name, log_dir, ckpt_dir, continuing, best_prec1)
     finally:
         if lock is not None:
@@ -386,6 +393,7 @@ class Training:
     steps: int
     per_process: int
     options: dict
+    class_names: list[str] | None = None
 
 
 def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resume: str, name: str, log_dir: str,
@@ -407,12 +415,16 @@ def train_loop(args, ctx: DistContext, parts: Training, ckpt: dict | None, resum
                        position=(ckpt or {}).get('records') if continuing else None)
     logger.write_args(str(args))
     checkpoints = RunCheckpoints(ckpt_dir, ctx, {'arch': args.arch, 'args': vars(args), 'model_options': options,
-                                                 'dataset': args.dataset, 'store_name': name})
+                                                 'dataset': args.dataset, 'store_name': name,
+                                                 'class_names': parts.class_names})
     if continuing:
         checkpoints.republish_best(ckpt, resume)
     if ctx.is_main:
         print(f'=> run {name}: {len(train_set)} train / {len(val_set)} val videos, {ctx.world_size} process(es) '
               f'on {ctx.device}, batch {args.batch_size} ({per_process} per process)', flush=True)
+        if start_epoch >= args.epochs and not pending_validation:
+            print(f'=> run {name} has trained its {args.epochs} epochs (best Prec@1 {best_prec1:.3f}): nothing to '
+                  'do; a larger --epochs trains on, --overwrite starts over', flush=True)
     last: dict = {}
 
     def save(epoch: int, batch: int, lr: float, **extra) -> None:

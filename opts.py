@@ -8,7 +8,7 @@ import argparse
 from ops.backbone_registry import BACKBONES
 from ops.backbones import PRETRAIN_CHOICES
 from ops.data_setup import add_lmdb_flag, add_skip_bad_flag
-from ops.dataset_config import known_datasets
+from ops.dataset_config import dataset_help
 from ops.engine.cli import add_debug_flag, new_parser
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
 from ops.models import CONSENSUS_TYPES
@@ -28,7 +28,7 @@ LOSS_TYPES = ('nll',)  # the release's only value: cross-entropy on the logits
 
 def build_parser() -> argparse.ArgumentParser:
     p = new_parser(DESCRIPTION, prog='main.py')
-    p.add_argument('dataset', type=str, choices=known_datasets(), help='dataset of the registry (ops/dataset_config.py)')
+    p.add_argument('dataset', type=str, help=dataset_help())
     p.add_argument('modality', type=str, choices=MODALITIES,
                    help='Lite: RGB and PA in one network (PAN_Lite); RGB or PA: a branch of PAN_Full')
     p.add_argument('--train_list', type=str, default='',
@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "own run folder (logs appended, best checkpoint kept) unless --store_name names another. "
                         "'auto': this run's own checkpoint/<run name>/ckpt.pth.tar when it exists, else start "
                         'fresh (default: none)')
+    g.add_argument('--overwrite', action='store_true',
+                   help="start this run afresh even though its run folder holds another run's checkpoint, "
+                        'replacing its checkpoints and logs (without it such a run stops and says the ways on: '
+                        '--resume auto, a new --store_name or --suffix, or this)')
     g.add_argument('--save_steps', default=0, type=int,
                    help='also write the run\'s ckpt.pth.tar every N optimizer steps, mid-epoch (0: at the end '
                         'of each epoch only)')

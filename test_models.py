@@ -31,12 +31,14 @@ from tqdm import tqdm
 from ops.data_setup import (add_lmdb_flag, add_skip_bad_flag, build_clip_dataset, data_report, lmdb_location,
                             resolve_dataset, to_model_input)
 from ops.dataset import parse_list_file
-from ops.dataset_config import known_datasets, read_categories
-from ops.engine.checkpoint import branch_options, build_pan, read_checkpoint
+from ops.dataset_config import dataset_help, read_categories
+from ops.engine.checkpoint import (DEFAULT_INPUT_SIZE, branch_options, build_pan, checkpoint_class_names,
+                                  input_sources, read_checkpoint, trained_input_size)
 from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
 from ops.engine.distributed import pick_device
 from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
-from ops.engine.test_report import class_accuracy, confusion, save_confusion_png, write_submission
+from ops.engine.test_report import (class_accuracy, confusion, per_class_lines, relabelled_upper_bound,
+                                   save_confusion_png, write_submission)
 from ops.errors import InputError
 from ops.list_check import LineCheck
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
@@ -49,10 +51,12 @@ COMPAT = 'kept for compatibility with the release'
 
 def build_parser() -> argparse.ArgumentParser:
     p = new_parser(__doc__, prog='test_models.py')
-    p.add_argument('dataset', type=str, choices=known_datasets(), help='dataset of the registry (ops/dataset_config.py)')
+    p.add_argument('dataset', type=str, help=dataset_help())
     p.add_argument('--weights', type=str, required=True,
                    help='checkpoint(s), comma separated: one branch each (required)')
-    p.add_argument('--test_segments', type=str, default='8', help='segments per branch, comma separated')
+    p.add_argument('--test_segments', type=str, default=None,
+                   help="segments per branch, comma separated (default: each checkpoint's, stored by main.py "
+                        'or read from the released file name)')
     p.add_argument('--dense_sample', default=False, action='store_true',
                    help='10 dense clips per video (not with --twice_sample)')
     p.add_argument('--twice_sample', default=False, action='store_true',
@@ -65,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('-j', '--workers', default=8, type=int, help='data loading workers')
     p.add_argument('--softmax', default=False, action='store_true', help='average probabilities, not logits')
     p.add_argument('--max_num', type=int, default=-1, help='test only the first N videos (-1: all)')
-    p.add_argument('--input_size', type=int, default=224, help='crop size fed to the network (scale = size*256/224)')
+    p.add_argument('--input_size', type=int, default=None,
+                   help="crop size fed to the network, scale = size*256/224 (default: each checkpoint's "
+                        '--input_size, else 224)')
     p.add_argument('--crop_fusion_type', type=str, default='avg', choices=['avg'],
                    help='how the views of a video are combined: their mean')
     p.add_argument('--gpus', nargs='+', type=int, default=None, help='GPU ids (default: every GPU)')
@@ -115,7 +121,7 @@ def check_test_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                      'give one')
     for flag, value, least in (('--batch_size', args.batch_size, 1), ('--workers', args.workers, 0),
                                ('--input_size', args.input_size, 1)):
-        if value < least:
+        if value is not None and value < least:
             parser.error(f'{flag} {value}: must be {least} or more')
 
 
@@ -130,6 +136,7 @@ class Branch:
     checkpoint: dict | None = None
     model: torch.nn.Module | None = None
     dataset: object = None
+    input_size: int = DEFAULT_INPUT_SIZE
 
 
 def _split(text: str | None) -> list[str]:
@@ -156,10 +163,10 @@ def ensemble_name(branches: list[Branch]) -> str:
     return '+'.join(b.modality for b in branches)
 
 
-def views_of(args: argparse.Namespace) -> TestViews:
-    """The clips, crops and resolution of the command line."""
+def views_of(args: argparse.Namespace, input_size: int) -> TestViews:
+    """The clips and crops of the command line, at a branch's ``input_size``."""
     return TestViews(crops=args.test_crops, full_res=args.full_res, twice_sample=args.twice_sample,
-                     dense_sample=args.dense_sample, input_size=args.input_size)
+                     dense_sample=args.dense_sample, input_size=input_size)
 
 
 @torch.no_grad()
@@ -186,16 +193,17 @@ def parse_test_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def branch_settings(args: argparse.Namespace) -> tuple[list[str], list[int], list[float], list[str]]:
+def branch_settings(args: argparse.Namespace) -> tuple[list[str], list[int | None], list[float], list[str]]:
     """(checkpoints, segment counts, weights, test lists) of the command line, one per branch
-    (test lists: none, one for all, or one per branch); InputError when the counts disagree."""
+    (segment counts: None for the checkpoint's; test lists: none, one for all, or one per branch);
+    InputError when the counts disagree."""
     weights = _split(args.weights)
-    segments = _numbers(args.test_segments, '--test_segments', int)
+    segments = _numbers(args.test_segments, '--test_segments', int) if args.test_segments else [None] * len(weights)
     coeff = _numbers(args.coeff, '--coeff', float) if args.coeff else [1.0] * len(weights)
     if len(segments) != len(weights):
         raise InputError(f'--test_segments {args.test_segments}: {len(weights)} checkpoint(s) in --weights but '
                          f'{len(segments)} value(s) in --test_segments: give one segment count per checkpoint')
-    if any(s < 1 for s in segments):
+    if any(s is not None and s < 1 for s in segments):
         raise InputError(f'--test_segments {args.test_segments}: segment counts must be 1 or more')
     if len(coeff) != len(weights):
         raise InputError(f'--coeff {args.coeff}: {len(weights)} checkpoint(s) in --weights but {len(coeff)} '
@@ -228,13 +236,20 @@ def main(argv: list[str] | None = None) -> dict:
         ckpt = read_checkpoint(path)
         # class count or options that do not fit: an InputError before any video is read
         options = branch_options(path, ckpt, n_seg, info.num_class, args.img_feature_dim)
-        branches.append(Branch(path, options['modality'], options['base_model'], n_seg, options, ckpt))
+        branches.append(Branch(path, options['modality'], options['base_model'], options['num_segments'], options,
+                               ckpt, input_size=args.input_size or trained_input_size(ckpt)))
     check_lists(list_files, branches)
+    if args.lmdb is not None:
+        print(f'=> frames of frame-folder lines from the LMDB store {lmdb_location(info, args.lmdb)}')
 
-    views = views_of(args)
+    class_names = None  # the checkpoints' own, where the dataset has no category file
     for branch, list_file in zip(branches, list_files):
         model = build_pan(branch.options, branch.checkpoint, branch.path)
+        sources = input_sources(branch.checkpoint, {'segments': args.test_segments and '--test_segments',
+                                                    'size': args.input_size and '--input_size'})
+        class_names = class_names or checkpoint_class_names(branch.checkpoint, info.num_class)
         branch.checkpoint = None
+        views = views_of(args, branch.input_size)
         precision.apply(model.to(device).eval())
         if device.type == 'cuda' and torch.cuda.device_count() > 1 and (args.gpus is None or len(args.gpus) > 1):
             model = torch.nn.DataParallel(model, device_ids=args.gpus)
@@ -242,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
         mean, std = model_stats(model)
         data_length = branch.options.get('data_length', DEFAULT_DATA_LENGTH)
         branch.dataset = build_clip_dataset(
-            info, list_file, 'test', branch.modality, branch.num_segments, data_length, args.input_size,
+            info, list_file, 'test', branch.modality, branch.num_segments, data_length, branch.input_size,
             mean, std, views=views, remove_missing=len(branches) == 1,
             substitute_missing=args.substitute_missing, lmdb_path=lmdb_location(info, args.lmdb),
             line_check=LineCheck(workers=args.workers, skip_bad=args.skip_bad))
@@ -250,7 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(line, flush=True)
         print(f'=> {branch.modality} branch: {os.path.basename(branch.path)} ({branch.arch}, '
               f'{branch.num_segments} segments x {frames_per_segment(branch.modality, data_length)} '
-              f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"})')
+              f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"}, {views.crop_size}x{views.crop_size} '
+              f'crops; {sources})')
     print(precision.describe(), flush=True)
     videos = [r.path for r in branches[0].dataset.video_list]
     total = len(videos) if args.max_num < 0 else min(args.max_num, len(videos))
@@ -291,9 +307,11 @@ def main(argv: list[str] | None = None) -> dict:
     preds = scores.argmax(axis=1)
     cm = confusion(labels, preds, info.num_class)
     cls_acc = class_accuracy(cm)
-    np.set_printoptions(precision=3, linewidth=120)
-    print(cls_acc)
-    print(f'upper bound: {np.mean(cm.max(axis=1)[cm.sum(axis=1) > 0] / cm.sum(axis=1)[cm.sum(axis=1) > 0]):.4f}')
+    names = info.class_names() or class_names or [f'class {i}' for i in range(info.num_class)]
+    print('Per-class top-1 (right / videos):')
+    print('\n'.join(per_class_lines(cm, names)))
+    print(f'Upper bound of class accuracy {relabelled_upper_bound(cm) * 100:.02f}% '
+          '(each class credited with its most frequent prediction)')
     print('-----Evaluation is finished------')
     print(f'Class Accuracy {np.mean(cls_acc) * 100:.02f}%')
     print(f'Overall Prec@1 {top1.avg:.02f}% Prec@5 {top5.avg:.02f}%')
@@ -305,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f'=> scores saved to {out}')
     if not args.no_confusion_png:
         png = os.path.splitext(out)[0] + '_confusion.png'
-        save_confusion_png(cm, png, f'{kind} on {args.dataset}: Prec@1 {top1.avg:.2f}%')
+        save_confusion_png(cm, png, f'{kind} on {args.dataset}: Prec@1 {top1.avg:.2f}%', names)
         print(f'=> confusion matrix drawn in {png}')
     if args.csv_file:
         categories = read_categories(info.category_file)

@@ -7,13 +7,16 @@ the GPU); :func:`to_model_input` normalises a batch on the device it is computed
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Sequence
 
 import torch
 
 from ops.backbone_registry import scale_size_for
-from ops.dataset import MIN_FRAMES, PANDataSet
-from ops.dataset_config import DatasetInfo, check_dataset_files, default_lmdb_path, get_dataset_info
+from ops.dataset import MIN_FRAMES, PANDataSet, parse_list_file
+from ops.dataset_config import (FRAMES_NEEDED, VIDEOS_NEEDED, DatasetInfo, check_dataset_files,
+                                get_dataset_info)
+from ops.frames.video_reader import is_video_file
 from ops.list_check import LineCheck
 from ops.modalities import frames_per_segment
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
@@ -27,7 +30,8 @@ def add_lmdb_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
         help="read frames from an LMDB store in the released code's layout (keys "
              "'<video>/000/<frame index - 1:08d>', values the JPEG bytes; build one with "
              'tools/frames_to_lmdb.py): the store at PATH, or with --lmdb alone the frame folder of '
-             'the dataset with .lmdb appended (e.g. ROOT/something/v1/20bn-something-something-v1.lmdb). '
+             'the dataset with .lmdb appended (e.g. ROOT/something/v1/20bn-something-something-v1.lmdb; '
+             'for a dataset of your own ROOT/NAME/frames.lmdb). '
              'List files stay as they are; video-file lines still read the video. Default: frame folders. '
              '(--lmdb alone before a positional argument would take it for PATH: put it last.)')
 
@@ -59,17 +63,39 @@ def lmdb_location(info: DatasetInfo, flag: str | None) -> str | None:
     dataset's frame folder + ``.lmdb``."""
     if flag is None:
         return None
-    return flag or str(default_lmdb_path(info.frames_root))
+    return flag or str(info.lmdb_path())
+
+
+def frame_folder_need(info: DatasetInfo, splits: tuple[str, ...], lmdb: str | None = None) -> str | None:
+    """What in the lists of ``splits`` needs the dataset's frame folder (see
+    :func:`~ops.dataset_config.check_dataset_files`): a relative frame-folder line (unless an LMDB
+    store holds them), else a relative video-file line, else nothing. A missing list counts as
+    needing it, so the error names both."""
+    lists = [info.train_list if split == 'train' else info.val_list for split in splits]
+    if not all(path.is_file() for path in lists):
+        return FRAMES_NEEDED
+    need = None
+    for path in lists:
+        for record in parse_list_file(path):
+            if os.path.isabs(record.path):
+                continue
+            if is_video_file(record.path):
+                need = VIDEOS_NEEDED
+            elif lmdb is None:
+                return FRAMES_NEEDED
+    return need
 
 
 def resolve_dataset(dataset: str, root_path: str | None = None, train_list: str | None = None,
                     val_list: str | None = None, splits: tuple[str, ...] = ('train', 'val'),
                     need_categories: bool = False, lmdb: str | None = None) -> DatasetInfo:
-    """The dataset's registry entry, after checking that its frames (the frame folder, or with
-    ``lmdb``, the value of ``--lmdb``, its LMDB store) and lists exist (the error names each
-    missing path and the tool that creates it)."""
+    """The dataset's registry entry (or its description, for a dataset of your own), after checking
+    that its lists exist, and its frames where a line needs them: the frame folder, or with
+    ``lmdb``, the value of ``--lmdb``, its LMDB store (the error names each missing path and the
+    tool that creates it). Lists of absolute video paths need no frame folder."""
     info = get_dataset_info(dataset, root_path, train_list=train_list or None, val_list=val_list or None)
-    check_dataset_files(info, splits, need_categories, lmdb_path=lmdb_location(info, lmdb))
+    check_dataset_files(info, splits, need_categories, lmdb_path=lmdb_location(info, lmdb),
+                        need_frames=frame_folder_need(info, splits, lmdb))
     return info
 
 

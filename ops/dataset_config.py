@@ -25,13 +25,19 @@ frame folders), an absolute path as it is. For video files ``num frames`` may be
 the file). The class count is the number of names in the dataset's category.txt when it exists
 (so a subset has as many classes as its category file lists); without one, the registry's fixed
 count applies (``synthetic`` requires its category.txt).
+
+Any other name is a dataset of your own: ``ROOT/<name>/dataset.json``, written by
+``tools/prepare_dataset.py`` (:mod:`ops.dataset_description`), says where its lists, class names
+and clips are, its class count, frame names and whether it may be flipped.
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.dataset_description import description_path, read_description
 from ops.errors import InputError
 
 ENV_ROOT = 'PAN_DATA_ROOT'
@@ -102,9 +108,36 @@ _SPECS: dict[str, DatasetLayout] = {
 }
 
 
+OWN_LMDB_NAME = 'frames.lmdb'
+PREPARE_TOOL = 'python tools/prepare_dataset.py VIDEOS --name {name} --root_path <root>'
+_OWN_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')  # a folder name, a part of run names
+
+
 def known_datasets() -> list[str]:
-    """Names :func:`get_dataset_info` accepts."""
+    """The built-in names; any other name is read from its description file."""
     return list(_SPECS)
+
+
+def dataset_help() -> str:
+    """The help of the entry points' ``dataset`` argument."""
+    return (f'a built-in dataset ({", ".join(_SPECS)}; ops/dataset_config.py) or one of your own, '
+            'described by ROOT/NAME/dataset.json (tools/prepare_dataset.py makes it)')
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a dataset of the registry (a dataset of your own may not take it)."""
+    return name in _SPECS
+
+
+def check_own_name(name: str) -> str:
+    """``name`` if it can name a dataset of your own (a plain folder name, not a built-in one),
+    else InputError saying why."""
+    if is_builtin(name):
+        raise InputError(f'dataset name {name!r} is built in ({", ".join(_SPECS)}); choose another name')
+    if not _OWN_NAME.match(name):
+        raise InputError(f'dataset name {name!r}: use letters, digits, "_", "-" and "." (a folder name), '
+                         'starting with a letter or digit')
+    return name
 
 
 def dataset_layout(name: str) -> DatasetLayout:
@@ -137,6 +170,23 @@ class DatasetInfo:
     flip: bool
     root: Path = Path(DEFAULT_ROOT)
     make: dict[str, str] = field(default_factory=dict)
+    description: Path | None = None  # the dataset.json of a dataset of your own
+
+    def class_names(self) -> list[str] | None:
+        """The names of the dataset's classes from its category file, None without one (or when it
+        lists another count than :attr:`num_class`)."""
+        if self.category_file is None or not self.category_file.is_file():
+            return None
+        names = read_categories(self.category_file)
+        return names if len(names) == self.num_class else None
+
+    def lmdb_path(self) -> Path:
+        """Where the dataset's LMDB frame store goes by default: beside its frame folder
+        (:func:`default_lmdb_path`), or for a dataset of your own in its folder, ``ROOT/NAME/frames.lmdb``
+        (not beside your clips)."""
+        if self.description is not None:
+            return self.description.parent / OWN_LMDB_NAME
+        return default_lmdb_path(self.frames_root)
 
     def resolve(self, list_path: str) -> Path:
         """Where a list file's path column points: under :attr:`frames_root` when relative."""
@@ -181,13 +231,20 @@ def _missing_head(dataset: str, root: Path | None, missing: list[tuple[str, Path
 def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
                      train_list: str | os.PathLike | None = None, val_list: str | os.PathLike | None = None,
                      frames_root: str | os.PathLike | None = None) -> DatasetInfo:
-    """The registry entry of ``name`` with paths under :func:`data_root`. ``train_list``,
-    ``val_list`` and ``frames_root`` replace the dataset's defaults (e.g. ``--train_list``).
+    """The registry entry of ``name`` with paths under :func:`data_root`, or for any other name the
+    dataset its ``ROOT/<name>/dataset.json`` describes. ``train_list``, ``val_list`` and
+    ``frames_root`` replace the dataset's defaults (e.g. ``--train_list``).
 
-    Unknown names raise ValueError listing the known ones. ``synthetic`` reads its class count
-    from its category.txt, so that file must exist (DatasetFilesError naming the generator).
+    A name that is neither built in nor described raises InputError (a ValueError) listing the
+    built-in ones and the tool that describes a dataset; a description that does not read raises
+    :class:`~ops.dataset_description.DescriptionError` naming its file and key. ``synthetic`` reads
+    its class count from its category.txt, so that file must exist (DatasetFilesError naming the
+    generator).
     """
-    spec, root = dataset_layout(name), data_root(root_path)
+    root = data_root(root_path)
+    if not is_builtin(name):
+        return _own_dataset_info(name, root, train_list, val_list, frames_root)
+    spec = dataset_layout(name)
     categories = root / spec.categories
     # The category file, when there is one, says how many classes this copy of the dataset has
     # (a 3-class subset of Kinetics has 3); the registry's count is for datasets without one.
@@ -207,23 +264,60 @@ def get_dataset_info(name: str, root_path: str | os.PathLike | None = None, *,
         make={'frames': spec.make_frames, 'lists': spec.make_lists})
 
 
+def _own_dataset_info(name: str, root: Path, train_list, val_list, frames_root) -> DatasetInfo:
+    """The DatasetInfo of a dataset of your own, from ``ROOT/<name>/dataset.json``."""
+    path = description_path(root, name) if _OWN_NAME.match(name) else None
+    if path is None or not path.is_file():
+        where = f'no description file {path}' if path is not None else 'not a folder name'
+        raise InputError(f'unknown dataset {name!r}: {where}, and not a built-in dataset '
+                         f'({", ".join(_SPECS)}); make a dataset of your own with '
+                         + PREPARE_TOOL.format(name=name).replace('<root>', str(root)))
+    desc = read_description(path)
+    if desc.categories is not None and desc.categories.is_file():
+        listed = len(read_categories(desc.categories))
+        if listed != desc.num_class:
+            raise InputError(f"{path}: key 'num_class' is {desc.num_class} but {desc.categories} lists "
+                             f'{listed} classes; make them agree (run tools/prepare_dataset.py again)')
+    how = PREPARE_TOOL.format(name=name).replace('<root>', str(root))
+    return DatasetInfo(
+        name=name, num_class=desc.num_class,
+        frames_root=Path(frames_root) if frames_root else desc.clips_root,
+        train_list=Path(train_list) if train_list else desc.train_list,
+        val_list=Path(val_list) if val_list else desc.val_list,
+        category_file=desc.categories, image_tmpl=desc.image_tmpl, flip=desc.flip, root=root,
+        make={'frames': f'{how} (the clips folder it recorded in {path})', 'lists': how}, description=path)
+
+
 def default_lmdb_path(frames_root: str | os.PathLike) -> Path:
     """Where a dataset's LMDB frame store goes by default: beside its frame folder, the folder's
     path with ``.lmdb`` appended (``.../20bn-something-something-v1.lmdb``)."""
     return Path(os.fspath(frames_root) + '.lmdb')
 
 
+FRAMES_NEEDED = 'frames'  # a frame-folder line reads under the frame folder
+VIDEOS_NEEDED = 'videos'  # only video-file lines do (relative paths)
+
+
 def check_dataset_files(info: DatasetInfo, splits: tuple[str, ...] = ('train', 'val'),
-                        need_categories: bool = False, lmdb_path: str | os.PathLike | None = None) -> None:
+                        need_categories: bool = False, lmdb_path: str | os.PathLike | None = None,
+                        need_frames: str | None = FRAMES_NEEDED) -> None:
     """Raise DatasetFilesError naming every missing path of ``info`` (the frame folder, or the
     LMDB store ``lmdb_path`` when frames are read from one; the list files of ``splits``; the
-    category file if ``need_categories``) with the tool that creates it."""
+    category file if ``need_categories``) with the tool that creates it.
+
+    ``need_frames`` says what needs the frame folder: :data:`FRAMES_NEEDED` (frame-folder lines,
+    or unknown; an LMDB store stands in for it), :data:`VIDEOS_NEEDED` (relative video-file paths
+    resolve under it) or None (nothing does: lists of absolute paths need no frame folder)."""
     problems = []  # (what, path, how to create it)
     if lmdb_path is not None:
         if not os.path.exists(lmdb_path):
             problems.append(('LMDB frame store', Path(lmdb_path), f'python tools/frames_to_lmdb.py {info.name}'))
-    elif not info.frames_root.is_dir():
-        problems.append(('frame folder', info.frames_root, info.make.get('frames', '?')))
+    if not info.frames_root.is_dir():
+        if need_frames == VIDEOS_NEEDED:
+            problems.append(('folder of the relative video paths', info.frames_root,
+                             'put the videos there, or write absolute paths in the lists'))
+        elif need_frames == FRAMES_NEEDED and lmdb_path is None:  # a store holds the frame folders
+            problems.append(('frame folder', info.frames_root, info.make.get('frames', '?')))
     for split in splits:
         path = {'train': info.train_list, 'val': info.val_list}[split]
         if not path.is_file():

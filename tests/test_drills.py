@@ -83,8 +83,9 @@ def test_random_kills_then_resume_auto_equal_the_unbroken_run(drill_set):
 
 @pytest.mark.drill
 def test_quick_start_tests_the_checkpoint_it_just_trained(tmp_path, synthetic_root):
-    """Three quick starts in a copy of the project: A, then B (newer), then A resumed with more
-    epochs: the third must test A's folder, where the resumed run went on."""
+    """Quick starts in a copy of the project: A, A again (it goes on, replacing nothing), then B
+    (newer), then A resumed with more epochs: the last must test A's folder, where the resumed run
+    went on."""
     repo = tmp_path / 'repo'
     files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
@@ -102,6 +103,8 @@ def test_quick_start_tests_the_checkpoint_it_just_trained(tmp_path, synthetic_ro
         return out.stdout
 
     quickstart()
+    again = quickstart()  # run twice: the same run goes on (here: it is done), nothing is replaced
+    assert 'has trained its 1 epochs (best Prec@1' in again and 'nothing to do' in again
     quickstart('--suffix', 'other')
     first = next(p for p in (repo / 'checkpoint').iterdir() if p.name.endswith('_quickstart'))
     out = quickstart('--resume', str(first / 'ckpt.pth.tar'), '--epochs', '2')

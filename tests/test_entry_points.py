@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 import main
 import opts
 import test_models
-from conftest import ROOT, run_entry
+from conftest import ROOT
 from forked import run_forked
 from ops.engine import cli
 from ops.engine.cli import error_message, run_cli_main

@@ -11,9 +11,9 @@ and cropped as validation does: the centre of each segment (``data_length`` cons
 for PA / Lite), short side to ``input_size * 256 / 224``, centre crop ``input_size`` (default:
 the ``--input_size`` the checkpoint was trained with, else 224), ImageNet normalisation.
 
-Class names come from ``--categories FILE``, else from the ``category.txt`` of the checkpoint's
-dataset under the data root (``--root_path``, ``$PAN_DATA_ROOT``, ``./data``); without either, the
-classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it); on
+Class names come from ``--categories FILE``, else from the checkpoint (main.py stores its
+dataset's names in it), else from the ``category.txt`` of the checkpoint's dataset under the data
+root (``--root_path``, ``$PAN_DATA_ROOT``, ``./data``); without any, the classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it); on
 the CPU in bf16 and channels-last where it has AMX or AVX-512 BF16, else in fp32 (ops/engine/precision.py;
 ``--amp`` / ``--no_amp``, ``--channels_last`` / ``--no_channels_last`` override it).
 
@@ -35,8 +35,9 @@ import torch
 from ops.backbone_registry import scale_size_for
 from ops.data_setup import to_model_input
 from ops.dataset import sample_clip
-from ops.dataset_config import ENV_ROOT, get_dataset_info, known_datasets, read_categories
-from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
+from ops.dataset_config import ENV_ROOT, get_dataset_info, read_categories
+from ops.engine.checkpoint import (DEFAULT_INPUT_SIZE, checkpoint_class_names, input_sources, load_pan_model,
+                                  trained_input_size)
 from ops.engine.cli import new_parser
 from ops.engine.distributed import pick_device
 from ops.engine.naming import parse_run_name
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--weights', required=True, default=argparse.SUPPRESS,
                    help='checkpoint of main.py or of the release (required)')
     p.add_argument('--categories', default=None,
-                   help="class names, one a line (None: the category.txt of the checkpoint's dataset)")
+                   help="class names, one a line (None: the checkpoint's, else the category.txt of its dataset)")
     p.add_argument('--root_path', default=None,
                    help=f"data root holding the dataset's category.txt (None: ${ENV_ROOT}, else ./data)")
     p.add_argument('--num_segments', type=int, default=None, help="segments sampled (None: the checkpoint's)")
@@ -67,11 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def class_names(categories: str | None, checkpoint: dict, weights: str, root_path: str | None,
                 num_class: int) -> tuple[list[str], str]:
-    """Names of the model's ``num_class`` classes and where they came from.
+    """Names of the model's ``num_class`` classes and where they came from (see
+    :func:`find_class_names`); ``class 0``, ``class 1``, ... when none are found."""
+    names, source = find_class_names(categories, checkpoint, weights, root_path, num_class)
+    return names or [f'class {i}' for i in range(num_class)], source
 
-    ``--categories`` must exist and match the class count; the dataset's category.txt (dataset
-    stored by main.py, else read from the file name) must match if found, else indices are used.
+
+def find_class_names(categories: str | None, checkpoint: dict, weights: str, root_path: str | None,
+                     num_class: int) -> tuple[list[str] | None, str]:
+    """Names of the model's ``num_class`` classes (None when there are none) and where they came from.
+
+    ``--categories`` must exist and match the class count; else the names main.py stored in the
+    checkpoint; else the dataset's category.txt (dataset stored by main.py, else read from the file
+    name; a built-in dataset or one of your own under the data root), which must match if found.
     """
+    if categories is None:
+        stored = checkpoint_class_names(checkpoint, num_class)
+        if stored is not None:
+            return stored, f"the checkpoint's {num_class} class names"
     if categories is not None:
         path = Path(categories)
     else:
@@ -82,15 +96,15 @@ def class_names(categories: str | None, checkpoint: dict, weights: str, root_pat
             except ValueError:
                 dataset = None
         path = None
-        if dataset in known_datasets():
+        if dataset:
             try:
                 path = get_dataset_info(dataset, root_path).category_file
-            except (OSError, ValueError):  # synthetic counts its classes from the missing file
+            except (OSError, ValueError):  # not a dataset here; synthetic counts its classes from the file
                 path = None
         if path is None or not path.is_file():
             where = f' (looked for {path})' if path is not None else ''
-            note = f'class indices: no category file{where}; pass --categories'
-            return [f'class {i}' for i in range(num_class)], note
+            return None, f'class indices: no class names in the checkpoint, no category file{where}; pass --categories'
+
     names = read_categories(path)
     if len(names) != num_class:
         raise ValueError(f'{path} lists {len(names)} classes but {weights} predicts {num_class}: '
@@ -143,6 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f"{new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
           f'on {device}')
+    print('=> ' + input_sources(checkpoint, {'segments': args.num_segments and '--num_segments',
+                                             'size': args.input_size and '--input_size'}))
     print(precision.describe())
     print(f'=> {args.video}: {len(indices)} of {source.num_frames} frames, '
           f'{input_size}x{input_size} crops; classes: {names_source}')

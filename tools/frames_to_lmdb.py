@@ -33,7 +33,8 @@ import lmdb
 from tqdm import tqdm
 
 from ops.dataset import ListFileError, parse_list_file
-from ops.dataset_config import default_lmdb_path, known_datasets
+from ops.dataset_config import dataset_help, default_lmdb_path, get_dataset_info, is_builtin
+from ops.frames.frame_source import list_frame_files
 from ops.frames.lmdb_source import done_key, frame_key
 from ops.frames.video_reader import is_video_file
 from tools._prep_common import (MAX_NAMES_SHOWN, PrepError, data_root, dataset_layout, prep_parser, report_skipped,
@@ -105,14 +106,19 @@ def listed_videos(lists: Iterable[Path], frames_dir: Path) -> tuple[list[PackJob
     return list(videos.values()), video_files
 
 
-def read_frame_files(video: PackJob, image_tmpl: str) -> tuple[list[bytes], str]:
+def read_frame_files(video: PackJob, image_tmpl: str | None) -> tuple[list[bytes], str]:
     """The bytes of frames 1..num_frames of ``video``, or ``([], problem)`` when any is missing or
-    empty (the problem names the first few)."""
+    empty (the problem names the first few). ``image_tmpl`` None: the folder's numbered frames in
+    order (a dataset of your own whose frame folders are named in several ways)."""
     if not video.folder.is_dir():
         return [], f'no folder {video.folder}'
+    listed = None if image_tmpl is not None else [os.path.basename(f) for f in list_frame_files(str(video.folder))]
     frames, bad = [], []
     for i in range(1, video.num_frames + 1):
-        name = image_tmpl.format(i)
+        if listed is not None and i > len(listed):
+            bad.append(f'frame {i} (the folder has {len(listed)})')
+            continue
+        name = image_tmpl.format(i) if listed is None else listed[i - 1]
         try:
             data = (video.folder / name).read_bytes()
         except OSError as e:
@@ -237,18 +243,23 @@ def print_summary(report: PackReport, out: Path, env: lmdb.Environment, verified
             print(f'  {line}', file=sys.stderr)
 
 
-def frames_to_lmdb(frames_dir: Path, lists: list[Path], image_tmpl: str, out: Path, workers: int = 1,
+def frames_to_lmdb(frames_dir: Path, lists: list[Path], image_tmpl: str | None, out: Path, workers: int = 1,
                    map_size: int = DEFAULT_MAP_SIZE, check: bool = False) -> int:
     """Pack the frame folders of ``lists`` under ``frames_dir`` into the store ``out`` (and with
     ``check``, verify it); returns the exit status (0, or 1 when videos were left out or keys
     differ from their files)."""
-    require_dir(frames_dir, 'frames folder')
+    if not all(Path(p).is_file() for p in lists):  # the frames folder is named first, as the way to make lists
+        require_dir(frames_dir, 'frames folder')
     videos, video_files = listed_videos(lists, frames_dir)
     report_skipped(video_files, 'list lines are video files, read directly without a store')
     if not videos:
-        raise PrepError(f'no frame-folder line in {", ".join(map(str, lists))}')
+        raise PrepError(f'nothing to pack: no frame-folder line in {", ".join(map(str, lists))} (video-file lines '
+                        'are read from the videos, without a store)')
+    if any(not os.path.isabs(v.video) for v in videos):  # relative frame folders live under frames_dir
+        require_dir(frames_dir, 'frames folder')
     try:
-        image_tmpl.format(1)
+        if image_tmpl is not None:
+            image_tmpl.format(1)
     except (ValueError, IndexError, KeyError) as e:
         raise PrepError(f'--image_tmpl {image_tmpl!r} does not format a frame number: {e}') from None
     env = open_store(out, map_size)
@@ -265,8 +276,8 @@ def frames_to_lmdb(frames_dir: Path, lists: list[Path], image_tmpl: str, out: Pa
 
 def build_parser() -> argparse.ArgumentParser:
     parser = prep_parser(__doc__)
-    parser.add_argument('dataset', nargs='?', choices=known_datasets(),
-                        help='dataset of the registry: its frame folder, lists and frame names are the defaults '
+    parser.add_argument('dataset', nargs='?',
+                        help=f'{dataset_help()}: its frame folder, lists and frame names are the defaults '
                              '(None: give --frames_dir, --lists and --image_tmpl)')
     parser.add_argument('--frames_dir', default=None, help='folder of the <video>/ frame folders '
                         "(None: the dataset's, e.g. ROOT/something/v1/20bn-something-something-v1)")
@@ -274,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(None: the dataset's train and val lists)")
     parser.add_argument('--image_tmpl', default=None, help="frame file names, e.g. '{:05d}.jpg' "
                         "(None: the dataset's)")
-    parser.add_argument('--out', default=None, help='the store (None: the frames folder with .lmdb appended)')
+    parser.add_argument('--out', default=None, help='the store (None: the frames folder with .lmdb appended; for a '
+                        'dataset of your own ROOT/NAME/frames.lmdb)')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help="threads reading frame files (one process writes); the default is this machine's "
                              'CPU count')
@@ -285,20 +297,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_inputs(args: argparse.Namespace) -> tuple[Path, list[Path], str, Path]:
+def resolve_inputs(args: argparse.Namespace) -> tuple[Path, list[Path], str | None, Path]:
     """``(frames folder, list files, frame name template, output store)`` of the command line."""
-    if args.dataset:
+    if args.dataset and is_builtin(args.dataset):  # no category file needed to pack a built-in dataset's frames
         layout, root = dataset_layout(args.dataset), data_root(args.root_path)
         frames_dir = Path(args.frames_dir or root / layout.frames)
         lists = [Path(p) for p in args.lists] if args.lists else [root / layout.train_list, root / layout.val_list]
         image_tmpl = args.image_tmpl or layout.image_tmpl
+        default_out = default_lmdb_path(frames_dir)
+    elif args.dataset:  # a dataset of your own: its description file says where everything is
+        try:
+            info = get_dataset_info(args.dataset, args.root_path)
+        except (OSError, ValueError) as err:
+            raise PrepError(str(err)) from None
+        frames_dir = Path(args.frames_dir or info.frames_root)
+        lists = [Path(p) for p in args.lists] if args.lists else [info.train_list, info.val_list]
+        image_tmpl = args.image_tmpl or info.image_tmpl
+        default_out = info.lmdb_path() if not args.frames_dir else default_lmdb_path(frames_dir)
     else:
         missing = [flag for flag, value in (('--frames_dir', args.frames_dir), ('--lists', args.lists),
                                             ('--image_tmpl', args.image_tmpl)) if not value]
         if missing:
             raise PrepError(f'name a dataset, or give {" and ".join(missing)}')
         frames_dir, lists, image_tmpl = Path(args.frames_dir), [Path(p) for p in args.lists], args.image_tmpl
-    out = Path(args.out) if args.out else default_lmdb_path(frames_dir)
+        default_out = default_lmdb_path(frames_dir)
+    out = Path(args.out) if args.out else default_out
     return frames_dir, lists, image_tmpl, out
 
 

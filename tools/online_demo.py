@@ -1,7 +1,7 @@
 """Classify a stream online with a PAN checkpoint: a video file, a frame folder or a camera.
 
     python tools/online_demo.py --weights CHECKPOINT SOURCE [--stride K] [--out annotated.mp4]
-        [--realtime] [--fps F] [--categories category.txt] [--top 3] [--input_size S] [--cpu]
+        [--realtime] [--fps F] [--categories category.txt] [--top 3] [--num_segments N] [--input_size S] [--cpu]
         [--amp | --no_amp] [--channels_last | --no_channels_last]
 
 SOURCE is a video file, a folder of frames, or a camera (``/dev/video0``, read through PyAV's
@@ -39,7 +39,7 @@ from ops.backbone_registry import scale_size_for
 from ops.data_setup import to_model_input
 from ops.dataset_config import ENV_ROOT
 from ops.deploy.streaming import OnlinePAN
-from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
+from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, input_sources, load_pan_model, trained_input_size
 from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
 from ops.engine.distributed import pick_device
 from ops.engine.precision import add_precision_flags, resolve_precision
@@ -68,9 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--fps', type=float, default=None,
                    help=f"frame rate of the source for --realtime and --out (None: the file's, else {DEFAULT_FPS:g})")
     p.add_argument('--categories', default=None,
-                   help="class names, one a line (None: the category.txt of the checkpoint's dataset, else indices)")
+                   help="class names, one a line (None: the checkpoint's, else the category.txt of its dataset, "
+                        'else indices)')
     p.add_argument('--root_path', default=None,
                    help=f"data root holding the dataset's category.txt (None: ${ENV_ROOT}, else ./data)")
+    p.add_argument('--num_segments', type=int, default=None,
+                   help="segments in the model's window (None: the checkpoint's)")
     p.add_argument('--input_size', type=int, default=None,
                    help=f"crop size (None: the checkpoint's, else {DEFAULT_INPUT_SIZE})")
     p.add_argument('--top', type=int, default=3, help='classes to print')
@@ -98,7 +101,7 @@ def default_stride(num_frames: int | None, num_segments: int, new_length: int) -
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    for flag, value in (('--stride', args.stride), ('--top', args.top)):
+    for flag, value in (('--stride', args.stride), ('--top', args.top), ('--num_segments', args.num_segments)):
         if value is not None and value < 1:
             raise InputError(f'{flag} must be at least 1, got {value}')
     if args.fps is not None and args.fps <= 0:
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.amp, args.channels_last, device)
     stream = open_frame_stream(args.source)
     try:
-        model, options, checkpoint = load_pan_model(args.weights, None, device)
+        model, options, checkpoint = load_pan_model(args.weights, args.num_segments, device)
         names, names_source = class_names(args.categories, checkpoint, args.weights, args.root_path,
                                           options['num_class'])
     except InputError:
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     way = 'causal: one segment a step' if online.causal else 'bidirectional: the window re-run each step'
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f'{model.new_length} frames, {size}x{size}) from {args.weights} on {device}; {way}')
+    print('=> ' + input_sources(checkpoint, {'segments': args.num_segments and '--num_segments',
+                                             'size': args.input_size and '--input_size'}))
     print(precision.describe())
     length = f'{stream.num_frames} frames' if stream.num_frames else 'live'
     # 30000/1001 is shown as such beside its 29.97; 25 or 29.97 given as such need no fraction

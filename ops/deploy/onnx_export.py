@@ -9,12 +9,16 @@ Two graphs, both fp32 with a dynamic batch dimension:
   ``logits``, ``window_out``, ``shift_0_out .. shift_{k-1}_out``; feed each step the previous
   step's outputs, zeros (``initial_state``) at the start of a stream.
 
+Each file carries metadata (:func:`model_metadata`): class names, segments, frames per segment,
+input size, mean and std, so it can be used without the checkpoint.
+
 The exporter is torch.export's (``dynamo=True``, opset :data:`ONNX_OPSET`). The temporal shift is
 written with slices, pads and a concatenation (``ops.temporal_shift``) and PA's L2 distance with
 ``vector_norm``, so both export as graph ops and the batch stays symbolic.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 
@@ -86,6 +90,45 @@ def export_online(model: PAN, path: str, input_size: int) -> CausalStep:
     dynamic = ({0: batch}, {0: batch}, tuple({0: batch} for _ in range(step.num_buffers)))
     _export(step, (segment, *state), path, inputs, outputs, dynamic)
     return step
+
+
+def model_metadata(model: PAN, input_size: int, class_names: list[str] | None, graph: str) -> dict[str, str]:
+    """What a user of the ONNX file needs besides the graph, as the file's metadata (strings; lists
+    as JSON): the class names (when known), segment count, frames per segment, input size, the
+    mean and std the input is normalised with, modality, backbone and which ``graph`` it is."""
+    meta = {
+        'graph': graph,
+        'modality': model.modality,
+        'arch': model.base_model_name,
+        'num_segments': str(model.num_segments),
+        'frames_per_segment': str(model.new_length),
+        'input_size': str(input_size),
+        'input_mean': json.dumps([float(v) for v in model.input_mean]),
+        'input_std': json.dumps([float(v) for v in model.input_std]),
+        'input_layout': 'RGB frames in [0, 1], minus input_mean, over input_std; '
+                        + ('segment (N, frames_per_segment*3, S, S)' if graph == 'online step' else
+                           'clip (N, num_segments*frames_per_segment*3, S, S), segments in time order'),
+    }
+    if class_names is not None:
+        meta['num_class'] = str(len(class_names))
+        meta['class_names'] = json.dumps(list(class_names), ensure_ascii=False)
+    return meta
+
+
+def write_metadata(path: str, metadata: dict[str, str]) -> None:
+    """Set the ONNX file's ``metadata_props`` to ``metadata`` (rewrites the file)."""
+    import onnx
+    proto = onnx.load(path)
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, path)
+
+
+def read_metadata(path: str) -> dict[str, str]:
+    """The file's metadata as ONNX Runtime reads it."""
+    return dict(ort_session(path).get_modelmeta().custom_metadata_map)
 
 
 def ort_session(path: str, threads: int | None = None):

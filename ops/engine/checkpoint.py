@@ -199,6 +199,34 @@ def trained_input_size(checkpoint: dict, default: int = DEFAULT_INPUT_SIZE) -> i
     return (checkpoint.get('args') or {}).get('input_size') or default
 
 
+def checkpoint_class_names(checkpoint: dict, num_class: int) -> list[str] | None:
+    """The class names main.py stored with the weights (its dataset's category file), None when the
+    checkpoint has none (the release's) or not ``num_class`` of them."""
+    names = checkpoint.get('class_names')
+    if isinstance(names, (list, tuple)) and len(names) == num_class and all(isinstance(n, str) for n in names):
+        return list(names)
+    return None
+
+
+def input_sources(checkpoint: dict, given: dict[str, str | None]) -> str:
+    """Where a tool's segment count, frames per segment and input size came from, for its report:
+    ``given`` maps ``'segments'`` and ``'size'`` to the flag that set them (None: not given), e.g.
+    ``'segments from --test_segments; frames per segment, input size from the checkpoint'``. Values not
+    given come from main.py's stored options, else the released file name (segments), the
+    release's 4 frames per segment and 224 pixels."""
+    options, args = checkpoint.get('model_options') or {}, checkpoint.get('args') or {}
+    origin = {
+        'segments': given.get('segments') or ('the checkpoint' if 'num_segments' in options else 'the file name'),
+        'frames per segment': 'the checkpoint' if 'data_length' in options else "the release's default",
+        'input size': given.get('size') or ('the checkpoint' if args.get('input_size') else
+                                            f'the default {DEFAULT_INPUT_SIZE}'),
+    }
+    grouped: dict[str, list[str]] = {}
+    for what, where in origin.items():
+        grouped.setdefault(where, []).append(what)
+    return '; '.join(f'{", ".join(whats)} from {where}' for where, whats in grouped.items())
+
+
 def build_pan(options: dict, checkpoint: dict, source: str) -> PAN:
     """A PAN built from ``options`` (see :func:`branch_options`) holding the checkpoint's weights
     (no ImageNet download: every weight comes from the checkpoint)."""

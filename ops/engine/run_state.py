@@ -32,6 +32,7 @@ from ops.engine.checkpoint import save_checkpoint
 from ops.engine.distributed import DistContext, broadcast_object
 from ops.engine.resumable import gather_rng_states
 from ops.engine.run_lock import RunLock, RunLockedError
+from ops.errors import InputError
 from ops.safe_files import CheckpointWriteError, publish_copy, remove_stale_temporaries
 
 CKPT_NAME = 'ckpt.pth.tar'
@@ -48,6 +49,39 @@ def resume_source(flag: str, run_folder: str) -> tuple[str, str]:
     if os.path.isfile(own):
         return own, f'--resume auto: continuing from {own}'
     return '', f'--resume auto: no checkpoint at {own}, starting fresh'
+
+
+class RunFolderTakenError(InputError):
+    """A fresh run would replace the checkpoints of the run already in its folder."""
+
+
+def check_run_folder_free(folder: str, resume: str, continuing: bool, overwrite: bool) -> None:
+    """Refuse to start a run in ``folder`` when it holds a checkpoint that this run does not
+    continue (``continuing``: the checkpoint of ``resume`` is this run's; or ``resume`` lies in the
+    folder), unless ``overwrite``: the error names the folder and the three ways on. Called before
+    anything is written."""
+    present = [name for name in (CKPT_NAME, BEST_NAME) if os.path.isfile(os.path.join(folder, name))]
+    if not present or overwrite or continuing:
+        return
+    if resume and os.path.dirname(os.path.abspath(resume)) == os.path.abspath(folder):
+        return
+    start = f'starting from {resume}' if resume else 'starting afresh'
+    raise RunFolderTakenError(
+        f'{folder} already holds a run ({", ".join(present)}); {start} would replace its checkpoints and logs. '
+        'Either:\n'
+        '  --resume auto                    continue that run\n'
+        '  --store_name NAME or --suffix S  start a new run beside it (a new run folder)\n'
+        '  --overwrite                      start over on purpose, replacing it')
+
+
+def clear_run_folder(folder: str, ctx: DistContext) -> None:
+    """``--overwrite``: remove the previous run's checkpoints (rank 0, once the folder is locked), so
+    no stale ``ckpt.best.pth.tar`` outlives it."""
+    if ctx.is_main:
+        for name in (CKPT_NAME, BEST_NAME):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                os.remove(path)
 
 
 def lock_run_folder(folder: str, ctx: DistContext) -> RunLock | None:

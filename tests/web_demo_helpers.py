@@ -14,8 +14,8 @@ from reference_fill import fill_state_dict
 from tools import online_demo
 
 SIZE = 32                     # the model's crop
-NAMES = ['moving left', 'moving right', 'moving up']
-OPTIONS = dict(num_class=3, num_segments=2, modality='Lite', base_model='resnet18', is_shift=True, has_VAP=True,
+NAMES = ['moving left', 'moving right', 'moving up', 'moving down', 'standing still', 'turning']
+OPTIONS = dict(num_class=6, num_segments=2, modality='Lite', base_model='resnet18', is_shift=True, has_VAP=True,
                dropout=0.5, data_length=4)
 
 
@@ -31,11 +31,13 @@ def save_tiny_checkpoint(path: Path, causal: bool, seed: int = 4) -> Path:
     return path
 
 
-def motion_frames(direction: str, count: int, width: int = 64, height: int = 48, seed: int = 0) -> list[np.ndarray]:
-    """A textured square sliding over a textured background, 2 pixels a frame to the ``direction``
-    ('left', 'right', 'up', 'down'), wrapping round: uint8 ``(height, width, 3)`` frames."""
+def motion_frames(direction: str, count: int, width: int = 64, height: int = 48, seed: int = 0,
+                  tones: tuple[int, int] = (0, 256)) -> list[np.ndarray]:
+    """A textured square sliding over a textured background (values in ``tones``), 2 pixels a
+    frame to the ``direction`` ('left', 'right', 'up', 'down'), wrapping round: uint8
+    ``(height, width, 3)`` frames."""
     rng = np.random.default_rng(seed)
-    background = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    background = rng.integers(*tones, (height, width, 3), dtype=np.uint8)
     side = height // 3
     patch = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
     dx, dy = {'left': (-2, 0), 'right': (2, 0), 'up': (0, -2), 'down': (0, 2)}[direction]

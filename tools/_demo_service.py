@@ -199,7 +199,7 @@ def causal_hint(classifier: Classifier) -> str:
             '(its temporal shift reads the next segment, so a live stream would wait for the future). '
             'Train one with `--causal_shift`, e.g. '
             f"`python main.py {dataset} {options['modality']} --arch {options['base_model']} --causal_shift`, "
-            f'or fine-tune this one: `... --causal_shift --tune_from {os.path.basename(classifier.weights)}`.')
+            f'or fine-tune this one: `... --causal_shift --tune_from {classifier.weights}`.')
 
 
 def example_videos(classifier: Classifier, root_path: str | None, limit: int = EXAMPLES) -> list[str]:
@@ -255,9 +255,12 @@ class CameraUpdate:
         timing.append(f'{self.frames} frames received')
         return [line for line in (self.note, status, ', '.join(timing)) if line]
 
-    def pa_image(self) -> np.ndarray | None:
-        """The last segment's PA map in colour, uint8 ``(S, S, 3)``."""
-        return None if self.pa_map is None else colorize(normalise_map(self.pa_map), 'jet')
+    def pa_image(self, size: int = PA_TILE * 2) -> np.ndarray | None:
+        """The last segment's PA map in colour, uint8 ``(size, size, 3)``."""
+        if self.pa_map is None:
+            return None
+        image = Image.fromarray(colorize(normalise_map(self.pa_map), 'jet'))
+        return np.asarray(image.resize((size, size), Image.BILINEAR))
 
 
 class CameraSession:

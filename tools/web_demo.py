@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _markdown_table(rows: list[tuple[str, str]]) -> str:
-    body = '\n'.join(f'| {what} | {value.replace("|", "/")} |' for what, value in rows)
-    return f'| | |\n| --- | --- |\n{body}'
+    """Rows of (what, value) as a Markdown table, the first row its head."""
+    lines = [f'| {what} | {value.replace("|", "/")} |' for what, value in rows]
+    return '\n'.join([lines[0], '| --- | --- |', *lines[1:]])
 
 
 def _guarded(fn: Callable, failure: Callable[[str], tuple]) -> Callable:
@@ -143,12 +144,12 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
                 with gr.Column(scale=1):
                     video = gr.Video(label='video', sources=['upload'], elem_id='upload')
                     run = gr.Button('Classify', variant='primary', elem_id='classify')
+                    summary = gr.Markdown(elem_id='summary')   # facts of the clip, or why it was refused
                     examples = service.examples()
                     if examples:
                         gr.Examples(examples, inputs=video, label='validation videos')
                 with gr.Column(scale=1):
                     top5 = gr.Label(label='top-5 (validation clip)', num_top_classes=5, elem_id='top5')
-                    summary = gr.Markdown(elem_id='summary')
             pa = gr.Image(label="sampled frames (top) and the model's PA maps (bottom)", elem_id='pa',
                           type='pil', interactive=False)
             annotated = gr.Video(label='annotated: top-3 and PA overlay over time (online, as online_demo --out)',
@@ -191,7 +192,7 @@ def launch(app, host: str, port: int, limits: Limits, allowed: list[str], block:
     """Serve ``app`` on ``host:port``; ``allowed``: folders the page may serve files from (examples)."""
     import gradio as gr
     theme = gr.themes.Default(font=FONTS, font_mono=['ui-monospace', 'monospace'])
-    return app.launch(server_name=host, server_port=port, max_file_size=f'{limits.max_upload_mb:g}mb',
+    return app.launch(server_name=host, server_port=port, max_file_size=int(limits.max_upload_mb * 2 ** 20),
                       allowed_paths=allowed, show_error=False, prevent_thread_lock=not block, theme=theme,
                       footer_links=[], quiet=not block)
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from ops.errors import InputError
+from test_visualize_pa import frames_to_video
 from tools import demo
 from tools._demo_service import CameraSession, DemoService, Limits, UploadError, check_upload, example_videos
 from tools.demo import load_classifier
 from web_demo_helpers import (NAMES, decoded_frames, fp32_cpu, motion_frames, online_demo_tops, same_top,
-                              save_tiny_checkpoint, write_video)
+                              save_tiny_checkpoint)
 
 
 @pytest.fixture(scope='module')
@@ -25,7 +26,7 @@ def files(tmp_path_factory):
     return {'folder': folder, 'categories': categories,
             'causal': save_tiny_checkpoint(folder / 'causal.pth.tar', causal=True),
             'bidirectional': save_tiny_checkpoint(folder / 'bidirectional.pth.tar', causal=False),
-            'video': write_video(folder / 'my clip.MP4', motion_frames('right', 24))}
+            'video': frames_to_video(motion_frames('right', 24), folder / 'my clip.MP4')}
 
 
 def service_of(files, kind: str = 'causal', **limits) -> DemoService:
@@ -67,10 +68,10 @@ def test_bad_files_and_limits_get_a_message_naming_the_file(files, service, tmp_
     (folder / 'notes.txt').write_text('not a video')
     (folder / 'text.mp4').write_text('not a video either')
     frames = motion_frames('left', 30)
-    whole = write_video(folder / 'whole.mkv', frames).read_bytes()
+    whole = frames_to_video(frames, folder / 'whole.mkv').read_bytes()
     (folder / 'header only.mkv').write_bytes(whole[:600])          # a header, no decodable frame
     (folder / 'cut.mkv').write_bytes(whole[:len(whole) // 2])      # the first half decodes
-    mp4 = write_video(folder / 'cut.mp4', frames).read_bytes()
+    mp4 = frames_to_video(frames, folder / 'cut.mp4').read_bytes()
     (folder / 'cut.mp4').write_bytes(mp4[:len(mp4) // 2])          # mp4 keeps its index at the end
     cases = {'notes.txt': 'notes.txt is not a video file', 'text.mp4': 'text.mp4 is not a video that can be read',
              'header only.mkv': 'no video frames in header only.mkv',
@@ -83,7 +84,7 @@ def test_bad_files_and_limits_get_a_message_naming_the_file(files, service, tmp_
         service.annotate_video(str(folder / 'header only.mkv'))
     half = service.classify_video(str(folder / 'cut.mkv'))        # what decodes is used
     assert 0 < int(half.summary.split('frames decoded')[0].split()[-1]) < 30
-    long_video = write_video(folder / 'long.webm', motion_frames('up', 60, 32, 32), fps=10, codec='libvpx')
+    long_video = frames_to_video(motion_frames('up', 60, 32, 32), folder / 'long.webm', fps=10, codec='libvpx')
     with pytest.raises(UploadError, match=r'long.webm: 6.0 s of video is over the limit of 5 s \(--max_seconds\)'):
         check_upload(str(long_video), Limits(max_seconds=5))
     with pytest.raises(UploadError, match=r'long.webm: [\d.]+ MB is over the upload limit of 1e-05 MB \(--max_upload_mb\)'):

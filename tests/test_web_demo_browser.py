@@ -23,19 +23,17 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from web_demo_helpers import (NAMES, fp32_cpu, motion_frames, online_demo_tops, save_tiny_checkpoint, write_video,
+from test_visualize_pa import frames_to_video
+from web_demo_helpers import (NAMES, fp32_cpu, motion_frames, online_demo_tops, save_tiny_checkpoint,
                               write_y4m)
 
-pytestmark = pytest.mark.browser
-pytest.importorskip('gradio')
-sync_api = pytest.importorskip('playwright.sync_api')
-CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
-if CHROMIUM is None:
-    pytest.skip('no chromium: bash scripts/install_chromium.sh', allow_module_level=True)
+from tools import web_demo
+from tools._demo_service import DemoService, Limits
+from tools.demo import load_classifier
 
-from tools import web_demo  # noqa: E402
-from tools._demo_service import DemoService, Limits  # noqa: E402
-from tools.demo import load_classifier  # noqa: E402
+# Gradio and Playwright are imported by the fixtures, not here: collecting this module in the
+# default run (where its tests are deselected) costs no import of them.
+pytestmark = pytest.mark.browser
 
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
          '--disable-component-update', '--no-first-run']
@@ -64,7 +62,7 @@ def files(tmp_path_factory):
     found = {'folder': folder, 'categories': categories,
              'causal': save_tiny_checkpoint(folder / 'causal.pth.tar', causal=True),
              'bidirectional': save_tiny_checkpoint(folder / 'bidirectional.pth.tar', causal=False),
-             'clip': write_video(folder / 'sliding right.mp4', motion_frames('right', 32), codec='libx264')}
+             'clip': frames_to_video(motion_frames('right', 32), folder / 'sliding right.mp4', codec='libx264')}
     # the cameras: a patch sliding right over a dark background, one sliding up over a light one
     found['camera right'] = write_y4m(folder / 'right.y4m', motion_frames('right', 60, 160, 120, 1, (0, 128)))
     found['camera up'] = write_y4m(folder / 'up.y4m', motion_frames('up', 60, 160, 120, 2, (128, 256)))
@@ -72,7 +70,7 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def server(files):
+def server(files, chromium):
     """The page of the causal checkpoint, served on 127.0.0.1 from this process (fp32 on the CPU, as
     the references run); every camera frame a page sends is recorded by its session key."""
     device, precision = fp32_cpu()
@@ -95,24 +93,34 @@ def server(files):
 
 
 @pytest.fixture(scope='module')
-def playwright():
+def chromium() -> str:
+    pytest.importorskip('gradio', reason='pip install -r requirements-web.txt')
+    found = shutil.which('chromium') or shutil.which('chromium-browser')
+    if found is None:
+        pytest.skip('no chromium: bash scripts/install_chromium.sh')
+    return found
+
+
+@pytest.fixture(scope='module')
+def playwright(chromium):
+    sync_api = pytest.importorskip('playwright.sync_api', reason='pip install -r requirements-web.txt')
     with sync_api.sync_playwright() as p:
         yield p
 
 
 @pytest.fixture
-def browser(playwright):
+def browser(playwright, chromium):
     """Opens pages, each in a fresh headless Chromium (its fake camera playing ``camera_file``)."""
     @contextmanager
     def open_page(camera_file=None):
         flags = FLAGS + (CAMERA_FLAGS + [f'--use-file-for-fake-video-capture={camera_file}'] if camera_file else [])
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+        process = playwright.chromium.launch(executable_path=chromium, args=flags, headless=True)
         try:
-            context = chromium.new_context(viewport={'width': 1100, 'height': 850},
+            context = process.new_context(viewport={'width': 1100, 'height': 850},
                                            permissions=['camera'] if camera_file else [])
             yield context.new_page()
         finally:
-            chromium.close()
+            process.close()
     return open_page
 
 
@@ -162,7 +170,7 @@ def test_bad_files_get_a_message_and_the_server_goes_on(server, files, tmp_path,
     notes.write_text('not a video')
     text = tmp_path / 'text.mp4'
     text.write_text('not a video either')
-    whole = write_video(tmp_path / 'whole.mkv', motion_frames('left', 30)).read_bytes()
+    whole = frames_to_video(motion_frames('left', 30), tmp_path / 'whole.mkv').read_bytes()
     header = tmp_path / 'header only.mkv'
     header.write_bytes(whole[:600])
     with browser() as page:
@@ -252,7 +260,7 @@ def test_command_line_binds_loopback_limits_and_bidirectional_camera(files, tmp_
     ``--max_upload_mb`` or ``--max_seconds`` get a message; a bidirectional checkpoint's camera
     tab says how to train a causal one."""
     port = free_port()
-    long_clip = write_video(tmp_path / 'long.mp4', motion_frames('left', 60), fps=10, codec='libx264')
+    long_clip = frames_to_video(motion_frames('left', 60), tmp_path / 'long.mp4', fps=10, codec='libx264')
     command = [sys.executable, str(ROOT / 'tools' / 'web_demo.py'), '--weights', str(files['bidirectional']),
                '--categories', str(files['categories']), '--port', str(port), '--max_seconds', '3',
                '--max_upload_mb', '1']

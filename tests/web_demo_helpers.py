@@ -51,22 +51,6 @@ def motion_frames(direction: str, count: int, width: int = 64, height: int = 48,
     return frames
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, codec: str = 'mpeg4') -> Path:
-    """Encode RGB frames (even sizes) into ``path``; every frame a keyframe, high bit rate."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), 'w') as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
-        stream.gop_size = 1
-        stream.bit_rate = 4_000_000
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
     """RGB frames as a YUV4MPEG2 file (4:2:0, BT.601 full range), which Chromium's fake camera
     (``--use-file-for-fake-video-capture``) plays in a loop."""

@@ -185,7 +185,8 @@ def model_card(classifier: Classifier) -> list[tuple[str, str]]:
         ('precision', classifier.precision.describe().removeprefix('=> ')),
         ('validation accuracy', accuracy),
         ('trained', trained),
-        ('classes', f"{options['num_class']} ({dataset or 'dataset not stored'}); names: {classifier.names_source}"),
+        ('classes', f"{options['num_class']} ({dataset or 'dataset not stored'}); "
+                    f'names: {classifier.names_source}'),
         ('camera mode', 'causal: one segment per step' if is_causal(model) else
          'bidirectional checkpoint: needs a causal one (see the Camera tab)'),
     ]
@@ -195,7 +196,8 @@ def causal_hint(classifier: Classifier) -> str:
     """Why a bidirectional checkpoint gets no camera mode, and how to train one that does."""
     dataset = checkpoint_dataset(classifier.checkpoint, classifier.weights) or 'DATASET'
     options = classifier.options
-    return (f'The camera mode needs a causal checkpoint: {os.path.basename(classifier.weights)} is bidirectional '
+    name = os.path.basename(classifier.weights)
+    return (f'The camera mode needs a causal checkpoint: {name} is bidirectional '
             '(its temporal shift reads the next segment, so a live stream would wait for the future). '
             'Train one with `--causal_shift`, e.g. '
             f"`python main.py {dataset} {options['modality']} --arch {options['base_model']} --causal_shift`, "
@@ -289,9 +291,11 @@ class CameraSession:
 
     def push(self, frame: np.ndarray | torch.Tensor) -> CameraUpdate:
         """Take one RGB frame ``(H, W, 3)`` (uint8; an alpha channel is dropped)."""
-        frame = frame if torch.is_tensor(frame) else torch.from_numpy(np.array(frame))  # a copy: the caller's may change
+        # a copy: the caller's array may change under us
+        frame = frame if torch.is_tensor(frame) else torch.from_numpy(np.array(frame))
         if frame.dim() != 3 or frame.shape[-1] not in (3, 4) or frame.dtype != torch.uint8:
-            raise InputError(f'a camera frame must be uint8 (H, W, 3), got {tuple(frame.shape)} {frame.dtype}')
+            raise InputError(f'a camera frame must be uint8 (H, W, 3), got {tuple(frame.shape)} '
+                             f'{frame.dtype}')
         frame = frame[..., :3]
         with self.lock:
             now = self.clock()
@@ -301,7 +305,8 @@ class CameraSession:
                 note = f'no frame for {now - self.last_seen:.0f} s: a new stream'
                 self.reset()
             elif self.size is not None and size != self.size:
-                note = f'the camera changed size ({self.size[1]}x{self.size[0]} -> {size[1]}x{size[0]}): a new stream'
+                note = (f'the camera changed size ({self.size[1]}x{self.size[0]} -> {size[1]}x{size[0]}): '
+                        'a new stream')
                 self.reset()
             self.last_seen, self.size = now, size
             segment = self.cutter.push(self.frames, frame)
@@ -347,8 +352,8 @@ class CameraSessions:
             session = self._sessions.get(key)
             if session is None:
                 if len(self._sessions) >= self.max_sessions:
-                    raise UploadError(f'{len(self._sessions)} cameras are streaming, the most this server takes '
-                                      '(--max_cameras): try again later')
+                    raise UploadError(f'{len(self._sessions)} cameras are streaming, the most this server '
+                                      'takes (--max_cameras): try again later')
                 session = self._sessions[key] = self.factory()
         return session.push(frame)
 
@@ -418,7 +423,8 @@ class DemoService:
         grid = pa_figure(self.classifier, scores.inputs, scores.crops)
         rate = f' at {facts.fps:g} fps' if facts.fps else ''
         length = f' ({facts.seconds:.1f} s)' if facts.seconds is not None else ''
-        summary = (f'{name}: {facts.width}x{facts.height}, {scores.source.num_frames} frames decoded{rate}{length}; '
+        decoded = scores.source.num_frames
+        summary = (f'{name}: {facts.width}x{facts.height}, {decoded} frames decoded{rate}{length}; '
                    f'{len(scores.indices)} sampled ({self.classifier.model.num_segments} segments x '
                    f'{self.classifier.new_length}); read {scores.seconds["read"]:.2f} s, '
                    f'forward {scores.seconds["forward"] * 1e3:.0f} ms')

@@ -129,7 +129,7 @@ class Classifier:
     new_length: int
 
     def transform(self):
-        """Validation's crop of uint8 frames ``(F, H, W, 3)`` -> uint8 ``(F * 3, S, S)`` (normalised later)."""
+        """Validation's crop: uint8 frames ``(F, H, W, 3)`` -> uint8 ``(F * 3, S, S)``, not normalised."""
         return build_val_transform(self.input_size, scale_size_for(self.input_size), self.model.input_mean,
                                    self.model.input_std, normalize=False)
 
@@ -152,9 +152,9 @@ class ClipScores:
         return [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
 
 
-def load_classifier(weights: str, device: torch.device, precision: RunPrecision, *, num_segments: int | None = None,
-                    input_size: int | None = None, categories: str | None = None,
-                    root_path: str | None = None) -> Classifier:
+def load_classifier(weights: str, device: torch.device, precision: RunPrecision, *,
+                    num_segments: int | None = None, input_size: int | None = None,
+                    categories: str | None = None, root_path: str | None = None) -> Classifier:
     """The model of checkpoint ``weights`` with its class names (:func:`class_names`). Raises
     OSError / ValueError naming the file for a missing or unreadable checkpoint or category file."""
     if not os.path.isfile(weights):

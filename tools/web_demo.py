@@ -62,9 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help='address to listen on (0.0.0.0: every interface, reachable from other machines)')
     p.add_argument('--port', type=int, default=DEFAULT_PORT, help='port to listen on')
     p.add_argument('--max_upload_mb', type=float, default=DEFAULT_MAX_UPLOAD_MB, help='largest upload, in MiB')
-    p.add_argument('--max_seconds', type=float, default=DEFAULT_MAX_SECONDS, help='longest uploaded video, in seconds')
+    p.add_argument('--max_seconds', type=float, default=DEFAULT_MAX_SECONDS,
+                   help='longest uploaded video, in seconds')
     p.add_argument('--categories', default=None,
-                   help="class names, one a line (None: the category.txt of the checkpoint's dataset, else indices)")
+                   help="class names, one a line (None: the category.txt of the checkpoint's dataset, "
+                        'else indices)')
     p.add_argument('--root_path', default=None,
                    help=f"data root of the checkpoint's dataset: its category.txt and validation videos "
                         f'(None: ${ENV_ROOT}, else ./data)')
@@ -73,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--camera_fps', type=float, default=DEFAULT_CAMERA_FPS,
                    help='frames per second the browser sends from its camera')
     p.add_argument('--camera_stride', type=int, default=None,
-                   help='camera frames from one segment start to the next (None: 2 x new_length, as online_demo)')
+                   help='camera frames from one segment start to the next '
+                        '(None: 2 x new_length, as online_demo)')
     p.add_argument('--max_cameras', type=int, default=DEFAULT_MAX_CAMERAS,
                    help='camera streams at once (each holds a copy of the model)')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
@@ -152,8 +155,8 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
                     top5 = gr.Label(label='top-5 (validation clip)', num_top_classes=5, elem_id='top5')
             pa = gr.Image(label="sampled frames (top) and the model's PA maps (bottom)", elem_id='pa',
                           type='pil', interactive=False)
-            annotated = gr.Video(label='annotated: top-3 and PA overlay over time (online, as online_demo --out)',
-                                 elem_id='annotated', interactive=False)
+            annotated = gr.Video(elem_id='annotated', interactive=False,
+                                 label='annotated: top-3 and PA map over time (online_demo --out)')
             ok = gr.State(False)
             outputs = [top5, summary, pa, annotated, ok]
             classify_safe = _guarded(classify, lambda message: (None, message, None, None, False))
@@ -174,8 +177,9 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
                                            interactive=False, height=160)
                         again = gr.Button('Restart stream', elem_id='restart')
                 on_frame_safe = _guarded(on_frame, lambda message: (message, None))
-                camera.stream(on_frame_safe, inputs=camera, outputs=[live, pa_live], stream_every=1 / camera_fps,
-                              concurrency_limit=None, show_progress='hidden')
+                # concurrency_limit=None: the pages' streams run side by side (each session locks its own)
+                camera.stream(on_frame_safe, inputs=camera, outputs=[live, pa_live], show_progress='hidden',
+                              stream_every=1 / camera_fps, concurrency_limit=None)
                 again.click(restart, outputs=[live, pa_live])
             else:
                 gr.Markdown(causal_hint(classifier), elem_id='live')

@@ -256,13 +256,20 @@ def test_two_browsers_stream_at_once_without_cross_talk(server, files, tmp_path,
 
 
 def test_command_line_binds_loopback_limits_and_bidirectional_camera(files, tmp_path, browser):
-    """``python tools/web_demo.py`` as a user runs it: 127.0.0.1 only by default; uploads over
-    ``--max_upload_mb`` or ``--max_seconds`` get a message; a bidirectional checkpoint's camera
-    tab says how to train a causal one."""
+    """``python tools/web_demo.py`` as a user runs it: 127.0.0.1 only by default; the dataset's
+    validation videos are examples that classify on a click; uploads over ``--max_upload_mb`` or
+    ``--max_seconds`` get a message; a bidirectional checkpoint's camera tab says how to train a
+    causal one."""
     port = free_port()
     long_clip = frames_to_video(motion_frames('left', 60), tmp_path / 'long.mp4', fps=10, codec='libx264')
+    dataset = tmp_path / 'data' / 'synthetic'   # the checkpoint's dataset, with validation videos
+    (dataset / 'frames').mkdir(parents=True)
+    (dataset / 'category.txt').write_text('\n'.join(NAMES) + '\n')
+    (dataset / 'val_videofolder.txt').write_text('left clip.mp4 0 0\nup clip.mp4 0 2\n')
+    for name, direction in (('left clip.mp4', 'left'), ('up clip.mp4', 'up')):
+        frames_to_video(motion_frames(direction, 16), dataset / 'frames' / name, codec='libx264')
     command = [sys.executable, str(ROOT / 'tools' / 'web_demo.py'), '--weights', str(files['bidirectional']),
-               '--categories', str(files['categories']), '--port', str(port), '--max_seconds', '3',
+               '--root_path', str(tmp_path / 'data'), '--port', str(port), '--max_seconds', '3',
                '--max_upload_mb', '1']
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -283,6 +290,10 @@ def test_command_line_binds_loopback_limits_and_bidirectional_camera(files, tmp_
         big.write_bytes(files['clip'].read_bytes() + bytes(1_100_000))   # over 1 MiB
         with browser() as page:
             page.goto(f'http://127.0.0.1:{port}/')
+            page.locator('button.gallery-item').nth(1).click()   # the second example: up clip.mp4
+            page.wait_for_function("document.querySelectorAll('#top5 meter').length == 5", timeout=WAIT_MS)
+            assert page.inner_text('#summary').startswith('up clip.mp4: 64x48, 16 frames decoded')
+            assert {name for name, _ in page_top5(page)} <= set(NAMES)
             upload(page, long_clip)
             page.wait_for_function("document.querySelector('#summary').innerText.includes("
                                    "'long.mp4: 6.0 s of video is over the limit of 3 s (--max_seconds)')",

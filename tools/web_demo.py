@@ -116,7 +116,7 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
 
     def classify(path: str | None):
         if not path:
-            return None, 'Drop a video, or pick an example.', None, None, False
+            return None, 'Drop a video' + (', or pick an example.' if examples else '.'), None, None, False
         result = service.classify_video(path)
         top = {name: prob for _, name, prob in result.top}
         return top, result.summary, result.pa_grid, None, True
@@ -161,7 +161,8 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
             outputs = [top5, summary, pa, annotated, ok]
             classify_safe = _guarded(classify, lambda message: (None, message, None, None, False))
             annotate_safe = _guarded(annotate, lambda message: None)
-            for trigger in (video.upload, run.click):
+            # change: an upload, an example picked, or a clear (which empties the results)
+            for trigger in (video.change, run.click):
                 trigger(classify_safe, inputs=video, outputs=outputs).then(
                     annotate_safe, inputs=[video, ok], outputs=annotated)
         with gr.Tab('Camera', id='camera'):

@@ -166,6 +166,12 @@ def test_sessions_are_limited_and_forgotten_when_idle(files):
         session.last_seen = service.cameras.clock() - service.cameras.idle_s - 1
     service.cameras.push('c', frame)
     assert len(service.cameras) == 1
+    service.cameras.drop('c')                                  # restarted: the next frame starts anew
+    assert service.cameras.push('c', frame).frames == 1
+    service.cameras.close('c')                                 # the page is gone: a late frame starts nothing
+    with pytest.raises(UploadError, match='this page was closed'):
+        service.cameras.push('c', frame)
+    assert len(service.cameras) == 0
     service.close()
 
 
@@ -222,3 +228,23 @@ def test_without_gradio_the_tool_says_how_to_install_it(files, monkeypatch, caps
         run_cli_main(web_demo.main, ['--weights', str(files['causal'])])
     assert caught.value.code == 2
     assert capsys.readouterr().err.startswith('error: the web demo needs Gradio: pip install -r requirements-web.txt')
+
+
+def test_page_handlers_turn_refusals_and_bugs_into_a_line(capsys):
+    """What the page's handlers return instead of raising: a refusal's message, or for a bug one
+    line on the page and the traceback in the server's log."""
+    from tools.web_demo import _guarded
+
+    def handler(kind: str):
+        if kind == 'refused':
+            raise UploadError('clip.avi: no video frames in clip.avi')
+        if kind == 'bug':
+            raise KeyError('oops')
+        return 'fine', 1
+
+    guarded = _guarded(handler, lambda message: (message, None), 'Cannot use this file.')
+    assert guarded('ok') == ('fine', 1)
+    assert guarded('refused') == ('**Cannot use this file.** clip.avi: no video frames in clip.avi', None)
+    message, _ = guarded(kind='bug')
+    assert message == '**Internal error** (KeyError); the server log has the details.'
+    assert "KeyError: 'oops'" in capsys.readouterr().err

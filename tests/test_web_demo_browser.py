@@ -249,6 +249,10 @@ def test_two_browsers_stream_at_once_without_cross_talk(server, files, tmp_path,
             assert len(service.cameras) >= 2
             second.screenshot(path=str(tmp_path / 'second.png'))
     (key_up,) = set(recorded) - before - {key_right}
+    deadline = time.monotonic() + 60
+    while {key_right, key_up} & set(service.cameras._sessions) and time.monotonic() < deadline:
+        time.sleep(0.5)   # closed pages: their streams are dropped (the page's unload event)
+    assert not {key_right, key_up} & set(service.cameras._sessions)
     assert recorded[key_right][0].mean() < 110 < 140 < recorded[key_up][0].mean()   # each its own camera
     check_against_online_demo(server, files, key_right, step_right, top_right, tmp_path / 'right')
     check_against_online_demo(server, files, key_up, step_up, top_up, tmp_path / 'up')

@@ -48,6 +48,7 @@ DEFAULT_MAX_CAMERAS = 4
 CAMERA_TOP = 3
 CAMERA_IDLE_S = 300.0      # a camera stream silent this long is forgotten (its page was closed)
 CAMERA_GAP_S = 5.0         # frames further apart than this start a new stream (the camera was stopped)
+CLOSED_KEPT = 1000         # keys of closed pages remembered, so a late frame of one starts no stream
 EXAMPLES = 6               # validation videos offered as examples, one per class while they last
 KEPT_VIDEOS = 16           # annotated videos kept on disk for the page to fetch, newest first
 PA_TILE = 96               # pixels of a tile of the PA figure
@@ -332,20 +333,24 @@ class CameraSession:
 @dataclass
 class CameraSessions:
     """The camera streams of all open pages, by the page's session key: each gets its own
-    :class:`CameraSession` on its first frame; a stream is dropped when its page closes
-    (:meth:`drop`) or after ``idle_s`` without a frame; at most ``max_sessions`` at once (each holds
-    a copy of the model)."""
+    :class:`CameraSession` on its first frame; a stream is dropped when its user restarts it
+    (:meth:`drop`), when its page closes (:meth:`close`: a frame still in flight then starts
+    nothing) or after ``idle_s`` without a frame; at most ``max_sessions`` at once (each holds a
+    copy of the model)."""
     factory: Callable[[], CameraSession]
     max_sessions: int = DEFAULT_MAX_CAMERAS
     idle_s: float = CAMERA_IDLE_S
     clock: Callable[[], float] = time.monotonic
     _sessions: dict[str, CameraSession] = field(default_factory=dict)
+    _closed: deque[str] = field(default_factory=lambda: deque(maxlen=CLOSED_KEPT))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def push(self, key: str, frame: np.ndarray | torch.Tensor) -> CameraUpdate:
         """One frame of the stream of page ``key``. Raises UploadError when ``max_sessions`` other
-        pages are streaming."""
+        pages are streaming, or the page was closed."""
         with self._lock:
+            if key in self._closed:
+                raise UploadError('this page was closed: its stream is gone')
             now = self.clock()
             for stale in [k for k, s in self._sessions.items() if now - s.last_seen > self.idle_s]:
                 del self._sessions[stale]
@@ -358,9 +363,15 @@ class CameraSessions:
         return session.push(frame)
 
     def drop(self, key: str) -> None:
-        """Forget the stream of page ``key`` (closed, or restarted by its user)."""
+        """Forget the stream of page ``key``: its next frame starts a new one."""
         with self._lock:
             self._sessions.pop(key, None)
+
+    def close(self, key: str) -> None:
+        """Forget the stream of page ``key`` for good: the page is gone (keys are not reused)."""
+        with self._lock:
+            self._sessions.pop(key, None)
+            self._closed.append(key)
 
     def __len__(self) -> int:
         return len(self._sessions)

@@ -90,15 +90,16 @@ def _markdown_table(rows: list[tuple[str, str]]) -> str:
     return '\n'.join([lines[0], '| --- | --- |', *lines[1:]])
 
 
-def _guarded(fn: Callable, failure: Callable[[str], tuple]) -> Callable:
-    """``fn`` whose UploadError becomes its message on the page and whose other errors (bugs) a line
-    on the page and a traceback in the server's log: the server goes on serving."""
+def _guarded(fn: Callable, failure: Callable[[str], tuple], refused: str) -> Callable:
+    """``fn`` whose UploadError becomes its message on the page (after ``refused``, in bold) and
+    whose other errors (bugs) a line on the page and a traceback in the server's log: the server
+    goes on serving."""
     @functools.wraps(fn)   # keeps fn's signature, which Gradio reads to pass gr.Request
     def run(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UploadError as err:
-            return failure(f'**Cannot use this file.** {err}')
+            return failure(f'**{refused}** {err}')
         except Exception as err:  # noqa: BLE001 - a bug must not take the page down
             traceback.print_exc()
             return failure(f'**Internal error** ({type(err).__name__}); the server log has the details.')
@@ -123,8 +124,8 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
 
     def annotate(path: str | None, ok: bool):
         if not path or not ok:
-            return None
-        return service.annotate_video(path)
+            return None, gr.skip()
+        return service.annotate_video(path), gr.skip()   # the summary stays
 
     def on_frame(frame, request: gr.Request):
         if frame is None:
@@ -137,7 +138,7 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
         return 'Stream restarted: the next frames start a new one.', None
 
     def forget(request: gr.Request):
-        service.cameras.drop(request.session_hash)
+        service.cameras.close(request.session_hash)
 
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
         gr.Markdown(f'## {title}\n{classifier.options["modality"]} on {classifier.options["base_model"]}, '
@@ -159,12 +160,13 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
                                  label='annotated: top-3 and PA map over time (online_demo --out)')
             ok = gr.State(False)
             outputs = [top5, summary, pa, annotated, ok]
-            classify_safe = _guarded(classify, lambda message: (None, message, None, None, False))
-            annotate_safe = _guarded(annotate, lambda message: None)
+            classify_safe = _guarded(classify, lambda message: (None, message, None, None, False),
+                                     'Cannot use this file.')
+            annotate_safe = _guarded(annotate, lambda message: (None, message), 'No annotated video.')
             # change: an upload, an example picked, or a clear (which empties the results)
             for trigger in (video.change, run.click):
                 trigger(classify_safe, inputs=video, outputs=outputs).then(
-                    annotate_safe, inputs=[video, ok], outputs=annotated)
+                    annotate_safe, inputs=[video, ok], outputs=[annotated, summary], show_progress_on=annotated)
         with gr.Tab('Camera', id='camera'):
             if service.causal:
                 gr.Markdown(f'Causal checkpoint: a segment every {service.camera_stride} frames, '
@@ -177,7 +179,7 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
                         pa_live = gr.Image(label='PA map of the last segment', elem_id='pa_live',
                                            interactive=False, height=160)
                         again = gr.Button('Restart stream', elem_id='restart')
-                on_frame_safe = _guarded(on_frame, lambda message: (message, None))
+                on_frame_safe = _guarded(on_frame, lambda message: (message, None), 'Camera refused.')
                 # concurrency_limit=None: the pages' streams run side by side (each session locks its own)
                 camera.stream(on_frame_safe, inputs=camera, outputs=[live, pa_live], show_progress='hidden',
                               stream_every=1 / camera_fps, concurrency_limit=None)

@@ -12,7 +12,8 @@ import pytest
 from ops.errors import InputError
 from test_visualize_pa import frames_to_video
 from tools import demo
-from tools._demo_service import CameraSession, DemoService, Limits, UploadError, check_upload, example_videos
+from tools._demo_service import (CameraSession, DemoService, Limits, UploadError, check_upload, checkpoint_label,
+                                 example_videos)
 from tools.demo import load_classifier
 from web_demo_helpers import (NAMES, decoded_frames, fp32_cpu, motion_frames, online_demo_tops, same_top,
                               save_tiny_checkpoint)
@@ -188,12 +189,14 @@ def test_bidirectional_checkpoint_says_how_to_train_a_causal_one(files):
 
 def test_model_card(files, service):
     card = dict(service.model_card())
+    assert card['checkpoint'] == 'causal.pth.tar'
+    assert checkpoint_label('checkpoint/PAN_Lite_run/ckpt.best.pth.tar') == 'PAN_Lite_run/ckpt.best.pth.tar'
     assert card['architecture'] == ('PAN Lite, resnet18, causal temporal shift (1/8 of the channels, blockres), '
                                     'VAP head')
     assert card['segments'] == '2 segments x 4 frame(s)'
     assert card['input size'] == '32x32 centre crop (short side scaled to 36)'
     assert card['precision'] == 'precision fp32 (--no_amp), layout default'
-    assert card['validation accuracy'] == '41.25% top-1 (this epoch: the best so far)'
+    assert card['validation accuracy'] == "41.25% top-1 (this epoch's, the run's best so far)"
     assert card['trained'] == '1 epoch(s)'
     assert card['classes'].startswith('6 (synthetic); names: ') and card['classes'].endswith('category.txt')
     assert card['camera mode'] == 'causal: one segment per step'

@@ -150,6 +150,15 @@ def pa_figure(classifier: Classifier, inputs: torch.Tensor, crops: torch.Tensor)
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
 
 
+def checkpoint_label(weights: str) -> str:
+    """How the page names a checkpoint: its file name, after its run folder for main.py's
+    ``ckpt.pth.tar`` / ``ckpt.best.pth.tar`` (every run's file is called that)."""
+    name = os.path.basename(weights)
+    if name.startswith('ckpt.'):
+        return f'{os.path.basename(os.path.dirname(os.path.abspath(weights)))}/{name}'
+    return name
+
+
 def model_card(classifier: Classifier) -> list[tuple[str, str]]:
     """(what, value) rows describing the checkpoint: architecture, segments, input, precision,
     validation accuracy and epoch, classes, how the camera mode streams it."""
@@ -168,8 +177,8 @@ def model_card(classifier: Classifier) -> list[tuple[str, str]]:
     else:
         accuracy = f'{float(best):.2f}% top-1'
         if 'is_best' in checkpoint:   # main.py's checkpoints: the run's best so far, this epoch or before
-            accuracy += ' (this epoch: the best so far)' if checkpoint['is_best'] else \
-                ' (the best of the run up to this epoch)'
+            accuracy += " (this epoch's, the run's best so far)" if checkpoint['is_best'] else \
+                " (the run's best up to this epoch, reached earlier)"
     epoch = checkpoint.get('epoch')
     if epoch is None:
         trained = 'not stored in the checkpoint'
@@ -179,7 +188,7 @@ def model_card(classifier: Classifier) -> list[tuple[str, str]]:
             trained += f" and {int(checkpoint['batch'])} batch(es) of the next"
     dataset = checkpoint_dataset(checkpoint, classifier.weights)
     return [
-        ('checkpoint', os.path.basename(classifier.weights)),
+        ('checkpoint', checkpoint_label(classifier.weights)),
         ('architecture', f"PAN {options['modality']}, {options['base_model']}, {shift}, {head}"),
         ('segments', f'{model.num_segments} segments x {classifier.new_length} frame(s)'),
         ('input size', f'{size}x{size} centre crop (short side scaled to {scale_size_for(size)})'),
@@ -197,7 +206,7 @@ def causal_hint(classifier: Classifier) -> str:
     """Why a bidirectional checkpoint gets no camera mode, and how to train one that does."""
     dataset = checkpoint_dataset(classifier.checkpoint, classifier.weights) or 'DATASET'
     options = classifier.options
-    name = os.path.basename(classifier.weights)
+    name = checkpoint_label(classifier.weights)
     return (f'The camera mode needs a causal checkpoint: {name} is bidirectional '
             '(its temporal shift reads the next segment, so a live stream would wait for the future). '
             'Train one with `--causal_shift`, e.g. '

@@ -44,7 +44,7 @@ from ops.engine.distributed import pick_device
 from ops.engine.precision import add_precision_flags, resolve_precision
 from ops.errors import InputError
 from tools._demo_service import (DEFAULT_MAX_CAMERAS, DEFAULT_MAX_SECONDS, DEFAULT_MAX_UPLOAD_MB, DemoService,
-                                 Limits, UploadError, causal_hint)
+                                 Limits, UploadError, causal_hint, checkpoint_label)
 from tools.demo import load_classifier
 
 DEFAULT_HOST = '127.0.0.1'
@@ -113,7 +113,7 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
 
     classifier = service.classifier
     limits = service.limits
-    title = f'PAN: {os.path.basename(classifier.weights)}'
+    title = f'PAN: {checkpoint_label(classifier.weights)}'
 
     def classify(path: str | None):
         if not path:
@@ -141,8 +141,9 @@ def build_app(service: DemoService, camera_fps: float = DEFAULT_CAMERA_FPS):
         service.cameras.close(request.session_hash)
 
     with gr.Blocks(title=title, delete_cache=(3600, 3600)) as app:
-        gr.Markdown(f'## {title}\n{classifier.options["modality"]} on {classifier.options["base_model"]}, '
-                    f'{classifier.options["num_class"]} classes')
+        options = classifier.options
+        gr.Markdown(f'## PAN demo\n`{checkpoint_label(classifier.weights)}`: {options["modality"]} on '
+                    f'{options["base_model"]}, {options["num_class"]} classes')
         with gr.Tab('Video', id='video'):
             with gr.Row():
                 with gr.Column(scale=1):

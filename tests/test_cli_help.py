@@ -20,7 +20,7 @@ def test_every_tool_is_checked():
     assert TOOLS == ['benchmark_data', 'benchmark_online', 'benchmark_pa', 'benchmark_train', 'count_flops',
                      'custom_recipe', 'demo', 'drills', 'export_onnx', 'frames_to_lmdb', 'gen_label_kinetics',
                      'gen_label_sthv1', 'gen_label_sthv2', 'gen_synthetic', 'online_demo', 'prepare_dataset',
-                     'vid2img_kinetics', 'vid2img_sthv2', 'visualize_pa']
+                     'vid2img_kinetics', 'vid2img_sthv2', 'visualize_pa', 'web_demo']
 
 
 def _help_line(parser: argparse.ArgumentParser, text: str, action: argparse.Action) -> str:

@@ -24,12 +24,11 @@ def synthetic_video(root: Path) -> Path:
     return root / 'synthetic' / 'frames' / 'val_00000'
 
 
-def folder_to_mp4(folder: Path, path: Path) -> Path:
-    """Encode a frame folder as an mp4 (mpeg4, every frame a keyframe so the test sees no GOP blur)."""
-    frames = [np.array(Image.open(f).convert('RGB')) for f in list_frame_files(str(folder))]
+def frames_to_video(frames: list[np.ndarray], path: Path, fps: int = 25, codec: str = 'mpeg4') -> Path:
+    """Encode RGB frames ``(H, W, 3)`` (even sizes), every frame a keyframe so a test sees no GOP blur."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), 'w') as container:
-        stream = container.add_stream('mpeg4', rate=25)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, 'yuv420p'
         stream.gop_size = 1
         stream.bit_rate = 4_000_000
@@ -39,6 +38,11 @@ def folder_to_mp4(folder: Path, path: Path) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def folder_to_mp4(folder: Path, path: Path) -> Path:
+    """Encode a frame folder as an mp4 (mpeg4, every frame a keyframe)."""
+    return frames_to_video([np.array(Image.open(f).convert('RGB')) for f in list_frame_files(str(folder))], path)
 
 
 def save_pan_checkpoint(path: Path, modality: str, seed: int = 1) -> dict:

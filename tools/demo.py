@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ops.backbone_registry import scale_size_for
@@ -41,9 +43,10 @@ from ops.engine.checkpoint import (DEFAULT_INPUT_SIZE, checkpoint_class_names, i
 from ops.engine.cli import new_parser
 from ops.engine.distributed import pick_device
 from ops.engine.naming import parse_run_name
-from ops.engine.precision import add_precision_flags, resolve_precision
-from ops.frames.frame_source import check_clip_source
+from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
+from ops.frames.frame_source import FrameSource, check_clip_source
 from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
+from ops.models import PAN
 from ops.transforms import build_val_transform
 from tools._prep_common import exit_with_error
 
@@ -64,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     add_precision_flags(p)
     return p
+
+
+def checkpoint_dataset(checkpoint: dict, weights: str) -> str | None:
+    """The dataset a checkpoint was trained on: stored by main.py, else read from the released
+    file name; None when neither says."""
+    if checkpoint.get('dataset'):
+        return checkpoint['dataset']
+    try:
+        return parse_run_name(weights).dataset
+    except ValueError:
+        return None
 
 
 def class_names(categories: str | None, checkpoint: dict, weights: str, root_path: str | None,
@@ -89,12 +103,7 @@ def find_class_names(categories: str | None, checkpoint: dict, weights: str, roo
     if categories is not None:
         path = Path(categories)
     else:
-        dataset = checkpoint.get('dataset')
-        if dataset is None:
-            try:
-                dataset = parse_run_name(weights).dataset
-            except ValueError:
-                dataset = None
+        dataset = checkpoint_dataset(checkpoint, weights)
         path = None
         if dataset:
             try:
@@ -117,6 +126,81 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class Classifier:
+    """A checkpoint ready to classify clips as validation samples and crops them: the model (eval
+    mode, precision applied, on ``device``), its options and checkpoint dict, the class names and
+    where they came from, the crop size and the frames per segment."""
+    weights: str
+    model: PAN
+    options: dict
+    checkpoint: dict
+    names: list[str]
+    names_source: str
+    precision: RunPrecision
+    device: torch.device
+    input_size: int
+    new_length: int
+
+    def transform(self):
+        """Validation's crop: uint8 frames ``(F, H, W, 3)`` -> uint8 ``(F * 3, S, S)``, not normalised."""
+        return build_val_transform(self.input_size, scale_size_for(self.input_size), self.model.input_mean,
+                                   self.model.input_std, normalize=False)
+
+
+@dataclass
+class ClipScores:
+    """One clip's result: ``probs`` ``(num_class,)``; ``inputs`` the normalised model input
+    ``(1, T*L*3, S, S)`` on the device; ``crops`` uint8 ``(T*L, 3, S, S)``; the 1-based frame
+    ``indices``, the frame ``source``, and the seconds spent reading and in the forward pass."""
+    probs: torch.Tensor
+    inputs: torch.Tensor
+    crops: torch.Tensor
+    indices: np.ndarray
+    source: FrameSource
+    seconds: dict[str, float]
+
+    def top(self, names: list[str], k: int) -> list[tuple[int, str, float]]:
+        """The ``k`` likeliest classes as (index, name, probability), likeliest first."""
+        values, order = self.probs.topk(min(k, len(names)))
+        return [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
+
+
+def load_classifier(weights: str, device: torch.device, precision: RunPrecision, *,
+                    num_segments: int | None = None, input_size: int | None = None,
+                    categories: str | None = None, root_path: str | None = None) -> Classifier:
+    """The model of checkpoint ``weights`` with its class names (:func:`class_names`). Raises
+    OSError / ValueError naming the file for a missing or unreadable checkpoint or category file."""
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f'checkpoint not found: {weights}')
+    model, options, checkpoint = load_pan_model(weights, num_segments, device)
+    precision.apply(model)
+    names, names_source = class_names(categories, checkpoint, weights, root_path, options['num_class'])
+    new_length = frames_per_segment(options['modality'], options.get('data_length', DEFAULT_DATA_LENGTH))
+    return Classifier(weights, model, options, checkpoint, names, names_source, precision, device,
+                      input_size or trained_input_size(checkpoint), new_length)
+
+
+def classify_clip(classifier: Classifier, video: str) -> ClipScores:
+    """The class probabilities of the validation clip of ``video`` (a file or a frame folder).
+    OSError / ValueError name the file when it does not read."""
+    start = time.perf_counter()
+    model, device = classifier.model, classifier.device
+    frames, indices, source = sample_clip(video, model.num_segments, classifier.new_length)
+    crops = classifier.transform()(frames)
+    inputs = to_model_input(crops[None], model.input_mean, model.input_std, device)
+    _sync(device)
+    read = time.perf_counter()
+    with torch.inference_mode(), classifier.precision.autocast():
+        logits = model(inputs)
+    probs = torch.softmax(logits.float(), dim=1)[0].cpu()
+    _sync(device)
+    done = time.perf_counter()
+    size = classifier.input_size
+    return ClipScores(probs, inputs, crops.reshape(-1, 3, size, size), indices, source,
+                      {'read': read - start, 'forward': done - read})
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     device = torch.device('cpu') if args.cpu else pick_device()
@@ -124,54 +208,40 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     try:
         check_clip_source(args.video)
-        if not os.path.isfile(args.weights):
-            raise FileNotFoundError(f'checkpoint not found: {args.weights}')
-        model, options, checkpoint = load_pan_model(args.weights, args.num_segments, device)
-        precision.apply(model)
-        names, names_source = class_names(args.categories, checkpoint, args.weights, args.root_path,
-                                          options['num_class'])
+        classifier = load_classifier(args.weights, device, precision, num_segments=args.num_segments,
+                                     input_size=args.input_size, categories=args.categories,
+                                     root_path=args.root_path)
     except (OSError, ValueError) as err:  # missing file, unreadable or mismatched checkpoint / categories
         exit_with_error(err)
     _sync(device)
     loaded = time.perf_counter()
-
-    input_size = args.input_size or trained_input_size(checkpoint)
-    new_length = frames_per_segment(options['modality'], options.get('data_length', DEFAULT_DATA_LENGTH))
-    transform = build_val_transform(input_size, scale_size_for(input_size), model.input_mean, model.input_std,
-                                    normalize=False)
     try:
-        frames, indices, source = sample_clip(args.video, model.num_segments, new_length)
+        scores = classify_clip(classifier, args.video)
     except (OSError, ValueError) as err:
         exit_with_error(err)
-    clip = to_model_input(transform(frames)[None], model.input_mean, model.input_std, device)
-    _sync(device)
-    read = time.perf_counter()
 
-    with torch.inference_mode(), precision.autocast():
-        logits = model(clip)
-    probs = torch.softmax(logits.float(), dim=1)[0].cpu()
-    _sync(device)
-    done = time.perf_counter()
-
+    options, model, names = classifier.options, classifier.model, classifier.names
     head = 'VAP' if options['has_VAP'] else 'TSN'
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
-          f"{new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
+          f"{classifier.new_length} frames, head {head}, {options['num_class']} classes) from {args.weights} "
           f'on {device}')
-    print('=> ' + input_sources(checkpoint, {'segments': args.num_segments and '--num_segments',
+    print('=> ' + input_sources(classifier.checkpoint, {'segments': args.num_segments and '--num_segments',
                                              'size': args.input_size and '--input_size'}))
     print(precision.describe())
-    print(f'=> {args.video}: {len(indices)} of {source.num_frames} frames, '
-          f'{input_size}x{input_size} crops; classes: {names_source}')
-    if source.note:
-        print(f'=> {args.video}: {source.note}')
-    values, order = probs.topk(min(args.top, len(names)))
-    top = [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
+    size = classifier.input_size
+    print(f'=> {args.video}: {len(scores.indices)} of {scores.source.num_frames} frames, '
+          f'{size}x{size} crops; classes: {classifier.names_source}')
+    if scores.source.note:
+        print(f'=> {args.video}: {scores.source.note}')
+    top = scores.top(names, args.top)
     for rank, (_, name, prob) in enumerate(top, 1):
         print(f'{rank}. {name} ({prob:.4f})')
-    seconds = {'model': loaded - start, 'read': read - loaded, 'forward': done - read, 'total': done - start}
+    seconds = {'model': loaded - start, **scores.seconds}
+    seconds['total'] = sum(seconds.values())
     print(f"time: load model {seconds['model']:.3f} s, read + transform {seconds['read']:.3f} s, "
           f"forward {seconds['forward']:.3f} s, total {seconds['total']:.3f} s")
-    return {'top': top, 'probs': probs, 'seconds': seconds, 'indices': indices, 'precision': precision}
+    return {'top': top, 'probs': scores.probs, 'seconds': seconds, 'indices': scores.indices,
+            'precision': precision}
 
 
 if __name__ == '__main__':

@@ -42,9 +42,10 @@ from ops.deploy.streaming import OnlinePAN
 from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, input_sources, load_pan_model, trained_input_size
 from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
 from ops.engine.distributed import pick_device
-from ops.engine.precision import add_precision_flags, resolve_precision
+from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
 from ops.errors import InputError
 from ops.frames.frame_stream import LateFrameDropper, open_frame_stream, segments
+from ops.models import PAN
 from ops.transforms import build_val_transform
 from tools._annotated_video import AnnotatedVideoWriter, crop_box
 from tools.demo import class_names
@@ -92,6 +93,49 @@ class Prediction:
     latency: float
 
 
+@dataclass
+class SegmentResult:
+    """What one segment gives: the top classes of the last ``num_segments`` segments (None until
+    that many were seen), the step's latency in seconds, and the segment's PA map ``(S, S)``, the
+    mean of its ``new_length - 1`` maps over the model's crop (None for RGB)."""
+    top: list[tuple[int, str, float]] | None
+    latency: float
+    pa_map: torch.Tensor | None
+
+
+class SegmentClassifier:
+    """A stream's classifier: each segment's ``new_length`` uint8 frames ``(H, W, 3)`` are cropped
+    and normalised as validation does and stepped through an :class:`OnlinePAN` of ``model`` (its
+    own copy: one per stream); ``top`` classes of ``names`` are kept."""
+
+    def __init__(self, model: PAN, names: list[str], input_size: int, precision: RunPrecision,
+                 device: torch.device, top: int) -> None:
+        self.model, self.names, self.precision, self.device, self.top = model, names, precision, device, top
+        self.online = OnlinePAN(model)
+        self.transform = build_val_transform(input_size, scale_size_for(input_size), model.input_mean,
+                                             model.input_std, normalize=False)
+
+    def step(self, frames: list[torch.Tensor]) -> SegmentResult:
+        began = time.perf_counter()
+        model = self.model
+        segment = to_model_input(self.transform(torch.stack(frames))[None], model.input_mean, model.input_std,
+                                 self.device)[0]
+        with self.precision.autocast():
+            logits = self.online.step(segment)
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        latency = time.perf_counter() - began
+        pa_map = None
+        if model.modality != 'RGB':
+            pa_map = self.online.backbone_input[-(model.new_length - 1):].float().mean(dim=0).cpu()
+        top = None
+        if logits is not None:
+            probs = torch.softmax(logits.float(), dim=0).cpu()
+            values, order = probs.topk(min(self.top, len(self.names)))
+            top = [(int(i), self.names[int(i)], float(v)) for v, i in zip(values, order)]
+        return SegmentResult(top, latency, pa_map)
+
+
 def default_stride(num_frames: int | None, num_segments: int, new_length: int) -> int:
     """Validation's segment spacing on a source of known length, else a camera's default."""
     if num_frames:
@@ -120,10 +164,10 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as err:  # a file name that names no settings, a category file of another count
         raise InputError(f'{args.weights}: {err}') from err
     precision.apply(model)
-    online = OnlinePAN(model)
     size = args.input_size or trained_input_size(checkpoint)
     scale = scale_size_for(size)
-    transform = build_val_transform(size, scale, model.input_mean, model.input_std, normalize=False)
+    classifier = SegmentClassifier(model, names, size, precision, device, args.top)
+    online = classifier.online
     stride = args.stride or default_stride(stream.num_frames, model.num_segments, model.new_length)
     # exact (a Fraction) so --out keeps the source's rate: 30000/1001 stays 29.97
     frame_rate = Fraction(str(args.fps)) if args.fps else (stream.rate or Fraction(str(DEFAULT_FPS)))
@@ -166,30 +210,21 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for start, segment_frames in segments(remember(frames), model.new_length, stride):
             write_frames(start - 1)
-            began = time.perf_counter()
-            started = started or began
-            segment = to_model_input(transform(torch.stack(segment_frames))[None], model.input_mean,
-                                     model.input_std, device)[0]
-            with precision.autocast():
-                logits = online.step(segment)
-            if device.type == 'cuda':
-                torch.cuda.synchronize(device)
+            result = classifier.step(segment_frames)
             done = time.perf_counter()
+            started = started or done - result.latency
             steps += 1
-            if online.backbone_input is not None and options['modality'] != 'RGB':
-                pa_map = online.backbone_input[-(model.new_length - 1):].float().mean(dim=0).cpu()
+            pa_map = result.pa_map
             rate = steps / (done - started)
             where = f'segment {steps} (frames {start + 1}-{start + model.new_length})'
-            if logits is None:
+            if result.top is None:
                 print(f'{where}: {online.seen}/{model.num_segments} segments seen | '
-                      f'{(done - began) * 1e3:.1f} ms, {rate:.2f} segments/s')
+                      f'{result.latency * 1e3:.1f} ms, {rate:.2f} segments/s')
             else:
-                probs = torch.softmax(logits.float(), dim=0).cpu()
-                values, order = probs.topk(min(args.top, len(names)))
-                top = [(int(i), names[int(i)], float(v)) for v, i in zip(values, order)]
-                predictions.append(Prediction(start, top, done - began))
+                top = result.top
+                predictions.append(Prediction(start, top, result.latency))
                 shown = ' | '.join(f'{rank}. {name} {prob:.3f}' for rank, (_, name, prob) in enumerate(top, 1))
-                print(f'{where}: {shown} | {(done - began) * 1e3:.1f} ms, {rate:.2f} segments/s')
+                print(f'{where}: {shown} | {result.latency * 1e3:.1f} ms, {rate:.2f} segments/s')
                 lines = [f'{rank}. {name} {prob:.2f}' for rank, (_, name, prob) in enumerate(top, 1)]
             write_frames(start + model.new_length - 1)
         write_frames(float('inf'))

@@ -4,6 +4,7 @@ segments a streaming model takes from them; and a live source's dropping of late
     stream = open_frame_stream('clip.mp4')           # or a folder, or /dev/video0 (PyAV, v4l2)
     for start, frames in segments(stream.frames(), new_length=4, stride=8):
         ...                                          # frames: new_length uint8 (H, W, 3), consecutive
+    cutter = SegmentCutter(new_length=4, stride=8)   # the same, for frames pushed one at a time
 
 Unlike :mod:`ops.frames.frame_source` (frames by index, for clips), nothing here needs the whole video:
 frames are decoded one after another, as a camera delivers them.
@@ -107,14 +108,30 @@ def segments(frames: Iterable[IndexedFrame], new_length: int, stride: int
     """``(start, frames)`` for each segment: ``new_length`` consecutive frames starting at every
     ``stride``-th frame (0, stride, 2 * stride, ...; overlapping when ``stride < new_length``).
     A segment missing a frame (dropped by :class:`LateFrameDropper`) is skipped."""
-    if new_length < 1 or stride < 1:
-        raise ValueError(f'segments need new_length >= 1 and stride >= 1, got {new_length} and {stride}')
-    recent: deque[IndexedFrame] = deque(maxlen=new_length)
+    cutter = SegmentCutter(new_length, stride)
     for index, frame in frames:
-        recent.append((index, frame))
-        start = index - new_length + 1
-        if start >= 0 and start % stride == 0 and len(recent) == new_length and recent[0][0] == start:
-            yield start, [f for _, f in recent]
+        segment = cutter.push(index, frame)
+        if segment is not None:
+            yield segment
+
+
+class SegmentCutter:
+    """:func:`segments` for frames pushed one at a time (a browser's camera): ``push(index, frame)``
+    returns ``(start, frames)`` when ``frame`` completes a segment, else None."""
+
+    def __init__(self, new_length: int, stride: int) -> None:
+        if new_length < 1 or stride < 1:
+            raise ValueError(f'segments need new_length >= 1 and stride >= 1, got {new_length} and {stride}')
+        self.new_length, self.stride = new_length, stride
+        self._recent: deque[IndexedFrame] = deque(maxlen=new_length)
+
+    def push(self, index: int, frame: torch.Tensor) -> tuple[int, list[torch.Tensor]] | None:
+        self._recent.append((index, frame))
+        start = index - self.new_length + 1
+        if start >= 0 and start % self.stride == 0 and len(self._recent) == self.new_length \
+                and self._recent[0][0] == start:
+            return start, [f for _, f in self._recent]
+        return None
 
 
 class LateFrameDropper:

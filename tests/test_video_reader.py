@@ -98,3 +98,48 @@ def test_truncated_video_decodes_its_prefix(tmp_path):
 def test_is_video_file():
     assert all(is_video_file(f'a/b.{e}') for e in ('mp4', 'webm', 'avi', 'mkv', 'MP4'))
     assert not any(is_video_file(p) for p in ('a/b', 'a/b.jpg', 'mp4'))
+
+
+def _rotate_on_display(path, quarter_turns_clockwise: int) -> None:
+    """Give an MP4 the display rotation a phone writes: its track header's matrix (ISO 14496-12
+    'tkhd', 16.16 fixed point), which players and ffmpeg's frame extraction apply."""
+    import struct
+    data = bytearray(open(path, 'rb').read())
+    at = data.index(b'tkhd') - 4
+    offset = at + (60 if data[at + 8] == 1 else 48)
+    cos, sin = {1: (0, 1), 2: (-1, 0), 3: (0, -1)}[quarter_turns_clockwise]
+    one = 0x10000
+    data[offset:offset + 36] = struct.pack('>9i', cos * one, sin * one, 0, -sin * one, cos * one, 0, 0, 0,
+                                           0x40000000)
+    open(path, 'wb').write(bytes(data))
+
+
+@pytest.mark.parametrize('turns, corner', [(1, (0, -1)), (2, (-1, -1)), (3, (-1, 0))])
+def test_phone_clips_read_upright(tmp_path, turns, corner):
+    """A clip stored landscape with a display rotation (as phones record portrait) reads as a
+    player shows it, from the random-access reader and from the stream alike."""
+    from ops.frames.frame_source import open_frame_source
+    from ops.frames.frame_stream import open_frame_stream
+    path = str(tmp_path / 'phone.mp4')
+    with av.open(path, 'w') as container:
+        stream = container.add_stream('mpeg4', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, 'yuv420p'
+        for _ in range(3):
+            image = np.zeros((32, 48, 3), np.uint8)
+            image[:8, :8] = 255  # a mark in the stored picture's top-left corner
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    _rotate_on_display(path, turns)
+    shape = (32, 48, 3) if turns == 2 else (48, 32, 3)
+    read = open_frame_source(path).read([1, 3])
+    streamed = [frame for _, frame in open_frame_stream(path).frames()]
+    assert len(streamed) == 3
+    for frame in (read[1], read[3], streamed[0]):
+        frame = np.asarray(frame)
+        assert frame.shape == shape
+        # the mark, turned with the picture: top-right after a quarter turn clockwise, and so on
+        rows = slice(0, 8) if corner[0] == 0 else slice(-8, None)
+        cols = slice(0, 8) if corner[1] == 0 else slice(-8, None)
+        assert frame[rows, cols].mean() > 200 and frame.mean() < 60

@@ -60,7 +60,7 @@ from ops.dataset import PANDataSet
 from ops.dataset_config import default_lmdb_path
 from ops.frames.frame_source import VideoFrames, read_clip
 from ops.frames.video_index import INDEX_ENV
-from ops.frames.video_reader import forget_indexes, video_index
+from ops.frames.video_reader import forget_indexes, rgb_frame, video_index
 from ops.engine.cli import new_parser
 from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.sampling import expand_indices, sample_train_indices
@@ -252,7 +252,7 @@ def read_span(path: str, indices: list[int]) -> torch.Tensor:
         for frame in container.decode(stream):
             position = int(np.searchsorted(index.pts, frame.pts))
             if position in wanted:
-                out[position] = torch.from_numpy(frame.to_ndarray(format='rgb24'))
+                out[position] = torch.from_numpy(rgb_frame(frame))
             if position >= last:
                 break
     return torch.stack([out[i - 1] for i in indices])

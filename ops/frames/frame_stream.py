@@ -24,7 +24,7 @@ import torch
 from ops.errors import InputError
 from ops.frames.frame_source import header_note, scan_frame_folder
 from ops.frames.image_io import read_frame_uint8
-from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file, video_index
+from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file, rgb_frame, video_index
 
 CAMERA_PREFIX = '/dev/video'
 
@@ -65,7 +65,7 @@ def _decode(path: str, options: dict) -> Iterator[torch.Tensor]:
         with av.open(path, **options) as container:
             for frame in container.decode(video=0):
                 decoded += 1
-                yield torch.from_numpy(frame.to_ndarray(format='rgb24'))
+                yield torch.from_numpy(rgb_frame(frame))
     except av.FFmpegError as err:
         if not decoded:  # a damaged tail ends the stream where the frames stop (the note says so)
             raise VideoReadError(f'cannot decode {path}: {err}') from err

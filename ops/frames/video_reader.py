@@ -79,6 +79,16 @@ def frame_digest(frame: av.VideoFrame) -> int:
     return zlib.crc32(np.ascontiguousarray(pixels))
 
 
+def rgb_frame(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as uint8 RGB ``(H, W, 3)``, turned upright as a player shows it: phones
+    store a portrait clip as landscape pictures plus a display rotation, which frame extraction
+    (ffmpeg's autorotate) applies, and so does every reader here."""
+    pixels = frame.to_ndarray(format='rgb24')
+    # PyAV: the counterclockwise angle of the stream's display matrix (0 where it has none)
+    turns = round(getattr(frame, 'rotation', 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
+
+
 def _reason(err: av.error.FFmpegError) -> str:
     """FFmpeg's reason alone (its str() repeats the errno and the file name the message gives)."""
     return err.strerror or str(err)
@@ -294,7 +304,7 @@ class VideoReader:
         container = _open(self.path)
         try:
             for frame in container.decode(container.streams.video[0]):
-                frames.append(frame.to_ndarray(format='rgb24'))
+                frames.append(rgb_frame(frame))
         except av.error.FFmpegError:
             pass
         finally:
@@ -398,7 +408,7 @@ class VideoReader:
                     if cursor.seek_point is not None:
                         self.index.unusable.add(cursor.seek_point.position)
                     raise _NeedSequential from None
-                out[target] = frame.to_ndarray(format='rgb24')
+                out[target] = rgb_frame(frame)
         finally:
             container.close()
 
@@ -410,7 +420,7 @@ class VideoReader:
             for i, frame in enumerate(container.decode(container.streams.video[0])):
                 self.frames_decoded += 1
                 if i in want:
-                    out[i] = frame.to_ndarray(format='rgb24')
+                    out[i] = rgb_frame(frame)
                     if len(out) == len(want):
                         break
         finally:

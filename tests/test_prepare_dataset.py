@@ -112,6 +112,9 @@ def test_report_names_every_clip_left_out_and_why(tmp_path, capsys):
     whole = Path(write_video(tmp_path / 'whole.mkv', 6, 'mpeg4')).read_bytes()
     (videos / 'wave' / 'no frames.mkv').write_bytes(whole[:whole.index(bytes.fromhex('1F43B675')) + 12])
     frame_folder(videos / 'wave' / 'frames', 4)
+    # a real AVI cut in half: its header still claims 164 frames, the first ones decode; kept, and said
+    avi = (Path(__file__).parent / 'fixtures' / 'xvid_bframes.avi').read_bytes()
+    (videos / 'wave' / 'cut.avi').write_bytes(avi[:len(avi) // 2])
     (videos / 'wave' / 'empty folder').mkdir()
     (videos / 'wave' / 'readme.txt').write_text('x')
     (videos / 'wave' / '.DS_Store').write_text('x')
@@ -132,8 +135,13 @@ def test_report_names_every_clip_left_out_and_why(tmp_path, capsys):
     assert f'{videos / "wave" / "readme.txt"}: not a video file or frame folder' in left
     assert f'{videos / "loose.mp4"}: not in a class folder' in left
     assert '(1 hidden entry passed over)' in out
-    assert (root / 'gestures' / 'train_videofolder.txt').read_text().splitlines()[0] == 'clap/a 3 0'
-    assert len((root / 'gestures' / 'val_videofolder.txt').read_text().splitlines()) == 1
+    kept = out[out.index('damaged clip(s) kept'):out.index('left out 7 entries:')]
+    assert f'{videos / "wave" / "cut.avi"}: decodes ' in kept and 'of the 164 frames its header claims' in kept
+    lines = (root / 'gestures' / 'train_videofolder.txt').read_text().splitlines() + \
+        (root / 'gestures' / 'val_videofolder.txt').read_text().splitlines()
+    assert 'clap/a 3 0' in lines and len(lines) == 4
+    cut = next(line for line in lines if line.startswith('wave/cut.avi '))
+    assert 0 < int(cut.split()[1]) < 164
 
 
 @pytest.mark.parametrize('args,says', [

@@ -58,10 +58,12 @@ NOT_A_CLIP = 'not a video file or frame folder'
 
 @dataclass(frozen=True)
 class ClipProbe:
-    """What one read of a clip tells: its frame count and frame size."""
+    """What one read of a clip tells: its frame count and frame size; ``damage``: what is wrong
+    with a clip that is kept all the same (a video whose tail does not decode), '' when nothing."""
     num_frames: int
     width: int
     height: int
+    damage: str = ''
 
 
 class ClipRejected(Exception):
@@ -105,7 +107,10 @@ def probe_clip(path: str) -> ClipProbe:
         first = source.read([1])[1]
     except (VideoReadError, FrameReadError, InputError) as err:
         raise ClipRejected(f'no decodable frame ({_plain(err, path)})') from None
-    return ClipProbe(count, int(first.shape[1]), int(first.shape[0]))
+    damage = ''
+    if check.header_frames and check.header_frames > count:
+        damage = f'decodes {count} of the {check.header_frames} frames its header claims'
+    return ClipProbe(count, int(first.shape[1]), int(first.shape[0]), damage)
 
 
 def _probe_or_reason(path: str) -> ClipProbe | str:
@@ -322,6 +327,10 @@ def report(scan: Scan, val: set[str], videos: Path) -> str:
     if short:
         lines.append(f'note: {len(short)} clip(s) have fewer than {MIN_FRAMES} frames, which training and validation '
                      f'leave out: {", ".join(short[:5])}{", ..." if len(short) > 5 else ""}')
+    damaged = [c for c in scan.clips if c.probe.damage]
+    if damaged:
+        lines.append(f'note: {len(damaged)} damaged clip(s) kept with the frames that decode:')
+        lines.extend(f'  {videos / c.rel}: {c.probe.damage}' for c in damaged)
     if scan.left_out:
         lines.append(f'left out {len(scan.left_out)} entr{"y" if len(scan.left_out) == 1 else "ies"}:')
         lines.extend(f'  {videos / rel}: {why}' for rel, why in sorted(scan.left_out.items()))

@@ -38,7 +38,7 @@ from ops.engine.distributed import (DistContext, ShardSampler, all_gather_object
                                     cleanup_distributed, setup_distributed)
 from ops.engine.naming import run_name
 from ops.engine.optim import adjust_learning_rate, build_optimizer
-from ops.engine.precision import amp_settings, autocast
+from ops.engine.precision import DTYPE_NAMES, amp_settings, autocast
 from ops.engine.resumable import ResumableSampler, SeededSamples, restore_rng_state
 from ops.engine.run_logger import RunLogger
 from ops.engine.run_state import (AUTO, RunCheckpoints, check_run_folder_free, clear_run_folder, describe,
@@ -48,6 +48,7 @@ from ops.frames.image_io import FrameReadError
 from ops.frames.video_reader import VideoReadError
 from ops.list_check import LineCheck
 from ops.models import PAN
+from ops.transforms.deferred import collate_encoded
 from ops.utils import AverageMeter, correct_topk_tensor, seed_everything, seed_worker
 
 
@@ -110,7 +111,8 @@ def model_options(args: argparse.Namespace, num_class: int) -> dict:
                 causal_shift=args.causal_shift)
 
 
-def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool) -> DataLoader:
+def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.device, train: bool,
+                collate_fn=None) -> DataLoader:
     """The training loader keeps its workers between epochs (``persistent_workers``): each keeps the
     video indexes it read, and nothing is started again per epoch. Resumption stays exact because a
     worker's draws depend on no state it keeps: its sampler hands it ``(epoch, index)``
@@ -120,7 +122,7 @@ def make_loader(dataset, batch_size: int, workers: int, sampler, device: torch.d
     # that dropout draws from (a resumed epoch makes its iterator at another point than an unbroken one).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=device.type == 'cuda', drop_last=train, worker_init_fn=seed_worker,
-                      persistent_workers=train and workers > 0, generator=torch.Generator())
+                      persistent_workers=train and workers > 0, generator=torch.Generator(), collate_fn=collate_fn)
 
 
 def progress(iterable, ctx: DistContext, desc: str, total: int | None = None, initial: int = 0):
@@ -212,7 +214,8 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
             read_window()  # the only reads of the device, with the checkpoints'
             bar.set_postfix(loss=f'{losses.avg:.3f}', top1=f'{top1.avg:.1f}')
             line = (f'Epoch: [{epoch}][{i}/{steps}], lr: {lr:.5f}\tTime {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
-                    f'Data {data_time.val:.3f} ({data_time.avg:.3f})\tLoss {losses.val:.4f} ({losses.avg:.4f})\t'
+                    f'Data {data_time.val:.3f} ({data_time.avg:.3f}, {wait_share(data_time, batch_time)} of the step)\t'
+                    f'Loss {losses.val:.4f} ({losses.avg:.4f})\t'
                     f'Prec@1 {top1.val:.3f} ({top1.avg:.3f})\tPrec@5 {top5.val:.3f} ({top5.avg:.3f})')
             logger.line(line)
             if bar.disable and ctx.is_main:
@@ -223,7 +226,15 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
         if save_at is not None and save_steps and update_now and i + 1 < steps and run_update % save_steps == 0:
             read_window()
             save_at(i + 1, meter_state(losses, top1, top5))
+    if ctx.is_main and batch_time.count:
+        print(f'=> epoch {epoch}: waiting for data took {wait_share(data_time, batch_time)} of the training steps\' '
+              f'time ({data_time.sum:.1f} of {batch_time.sum:.1f} s)', flush=True)
     return {'loss': losses.avg, 'top1': top1.avg, 'top5': top5.avg}
+
+
+def wait_share(data_time: AverageMeter, batch_time: AverageMeter) -> str:
+    """The share of the steps' wall time spent waiting for the loader's next batch, e.g. '7%'."""
+    return f'{100 * data_time.sum / max(batch_time.sum, 1e-9):.0f}%'
 
 
 def meter_state(losses: AverageMeter, top1: AverageMeter, top5: AverageMeter) -> dict:
@@ -321,8 +332,8 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
                 std=model.input_std, dense_sample=args.dense_sample, substitute_missing=args.substitute_missing,
                 lmdb_path=lmdb_location(info, args.lmdb), line_check=line_check)
     # evaluation reads the val list alone
-    train_set = None if args.evaluate else \
-        SeededSamples(build_clip_dataset(info, str(info.train_list), 'train', **data), args.seed)
+    train_set = None if args.evaluate else SeededSamples(
+        build_clip_dataset(info, str(info.train_list), 'train', **data, gpu_decode=args.gpu_decode), args.seed)
     val_set = build_clip_dataset(info, str(info.val_list), 'val', **data)
     if ctx.is_main:
         for line in [*(data_report(train_set.dataset) if train_set is not None else []), *data_report(val_set)]:
@@ -336,8 +347,12 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model.get_optim_policies(), args.lr, args.momentum, args.weight_decay,
                                 args.optimizer)
-    amp_dtype, needs_scaler = amp_settings(args.amp, ctx.device)
+    amp_dtype, needs_scaler = amp_settings(args.amp, ctx.device, args.amp_dtype)
     scaler = torch.amp.GradScaler(ctx.device.type) if needs_scaler else None
+    if ctx.is_main:
+        how = ' autocast' + (' with a grad scaler' if scaler is not None else '') if amp_dtype is not None else ''
+        print(f'=> training on {ctx.device}: {DTYPE_NAMES[amp_dtype]}{how}, '
+              f'{"channels-last" if args.channels_last else "default"} layout', flush=True)
 
     best_prec1 = 0.0
     if ckpt is not None:
@@ -358,7 +373,8 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
         if ctx.distributed else model
     train_sampler = ResumableSampler(train_set, per_process, ctx.world_size, ctx.rank, args.seed, tag_epoch=True)
     steps = train_sampler.batches_per_epoch
-    train_loader = make_loader(train_set, per_process, args.workers, train_sampler, ctx.device, train=True)
+    train_loader = make_loader(train_set, per_process, args.workers, train_sampler, ctx.device, train=True,
+                               collate_fn=collate_encoded if args.gpu_decode else None)
     if steps == 0:
         raise InputError(f'--batch-size {args.batch_size}: {len(train_set)} training videos make no full batch '
                          f'of {per_process} per process: lower --batch-size')

@@ -10,6 +10,7 @@ from ops.backbones import PRETRAIN_CHOICES
 from ops.data_setup import add_lmdb_flag, add_skip_bad_flag
 from ops.dataset_config import dataset_help
 from ops.engine.cli import add_debug_flag, new_parser
+from ops.engine.precision import AMP_DTYPES
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
 from ops.models import CONSENSUS_TYPES
 
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--seed', type=int, default=0, help='seed of every random draw (data order, crops, dropout)')
     g.add_argument('--amp', action='store_true',
                    help='mixed precision: autocast (bf16 where supported, else fp16 with a grad scaler)')
+    g.add_argument('--amp_dtype', choices=AMP_DTYPES, default='auto',
+                   help="with --amp: 'bf16', or 'fp16' with a grad scaler (on the CPU too), or 'auto' (bf16 "
+                        'where the device supports it, else fp16)')
     g.add_argument('--channels_last', action='store_true', help='channels-last memory format')
     g.add_argument('--sync_bn', action='store_true', help='SyncBatchNorm across processes (torchrun)')
 
@@ -138,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='replace unreadable frames by the nearest readable one (warns, counts)')
     add_skip_bad_flag(g)
     add_lmdb_flag(g)
+    g.add_argument('--gpu_decode', action='store_true',
+                   help="decode the training clips' JPEG frames on the device in batches (nvJPEG on a GPU): "
+                        'loader workers only read the files and draw the crops, the same as without it; frames '
+                        'that are not JPEGs (PNG, video files) are decoded in the workers as usual')
     add_debug_flag(g)
     return p
 

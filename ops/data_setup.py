@@ -20,6 +20,7 @@ from ops.frames.video_reader import is_video_file
 from ops.list_check import LineCheck
 from ops.modalities import frames_per_segment
 from ops.transforms import build_train_transform, build_val_transform, normalize_uint8_batch
+from ops.transforms.deferred import DeferredClip, EncodedBatch, decode_clips
 from ops.views import TestViews
 
 
@@ -103,16 +104,20 @@ def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: s
                        data_length: int, input_size: int, mean: Sequence[float], std: Sequence[float],
                        views: TestViews | None = None, dense_sample: bool = False, remove_missing: bool = False,
                        substitute_missing: bool = False, lmdb_path: str | None = None,
-                       line_check: LineCheck | None = None) -> PANDataSet:
+                       line_check: LineCheck | None = None, gpu_decode: bool = False) -> PANDataSet:
     """A PANDataSet for ``mode`` 'train' (random segment offsets, multi-scale crop to
     ``input_size``, flip where the dataset allows), 'val' (segment centres, short side to
     :func:`scale_size_for` ``(input_size)``, centre crop) or 'test' (the clips and crops of
     ``views``, whose ``input_size`` is used), reading frames from the LMDB store ``lmdb_path``
     when given; with ``line_check``, every line is checked first (:mod:`ops.list_check`). Items are
-    uint8 clips ``(views * T * L * 3, crop, crop)`` and the label."""
+    uint8 clips ``(views * T * L * 3, crop, crop)`` and the label; with ``gpu_decode`` (training),
+    :class:`~ops.transforms.deferred.EncodedClip` s for :func:`to_model_input` to decode on the
+    device (batch them with :func:`~ops.transforms.deferred.collate_encoded`)."""
     twice_sample = False
     if mode == 'train':
         transform = build_train_transform(input_size, mean, std, flip=info.flip, normalize=False)
+        if gpu_decode:
+            transform = DeferredClip(transform)
     elif mode == 'val':
         transform = build_val_transform(input_size, scale_size_for(input_size), mean, std, normalize=False)
     elif mode == 'test':
@@ -129,7 +134,10 @@ def build_clip_dataset(info: DatasetInfo, list_file: str, mode: str, modality: s
                       substitute_missing=substitute_missing, lmdb_path=lmdb_path, line_check=line_check)
 
 
-def to_model_input(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+def to_model_input(batch: torch.Tensor | EncodedBatch, mean: Sequence[float], std: Sequence[float],
                    device: torch.device) -> torch.Tensor:
-    """uint8 clips ``(N, C, H, W)`` from the loader -> normalised float32 on ``device``."""
+    """uint8 clips ``(N, C, H, W)`` from the loader (or an :class:`EncodedBatch`, decoded on
+    ``device`` first) -> normalised float32 on ``device``."""
+    if isinstance(batch, EncodedBatch):
+        return normalize_uint8_batch(decode_clips(batch, device), mean, std)
     return normalize_uint8_batch(batch.to(device, non_blocking=True), mean, std)

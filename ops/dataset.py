@@ -27,6 +27,7 @@ from ops.frames.video_reader import VideoReadError, count_video_frames, is_video
 from ops.list_check import CheckReport, LineCheck, check_records
 from ops.modalities import DEFAULT_DATA_LENGTH, check_modality
 from ops.sampling import expand_indices, sample_test_indices, sample_train_indices, sample_val_indices
+from ops.transforms.deferred import ENCODED_INPUT, FramesToDecode
 
 MIN_FRAMES = 3  # the release drops shorter videos from training and validation lists
 MAX_REPORTED_LINES = 5
@@ -257,18 +258,21 @@ class PANDataSet(Dataset):
             return LmdbFrames(self.lmdb_path, record.path, record.num_frames)
         return FolderFrames(self._full_path(record), self.image_tmpl, record.num_frames)
 
-    def load_frames(self, record: VideoRecord, indices: Sequence[int], as_uint8: bool):
-        """The frames at 1-based ``indices`` in order: uint8 tensor ``(F, H, W, 3)`` or a list of
-        PIL images. Each distinct frame is read once; errors name the file and the list line."""
+    def load_frames(self, record: VideoRecord, indices: Sequence[int], form: str = 'uint8'):
+        """The frames at 1-based ``indices`` in order, in ``form``: 'uint8', a tensor ``(F, H, W, 3)``;
+        'pil', a list of PIL images; 'encoded', the JPEGs for the GPU to decode
+        (:class:`~ops.transforms.deferred.FramesToDecode`). Each distinct frame is read once;
+        errors name the file and the list line."""
         indices = [int(i) for i in indices]
+        as_pil, encoded = form == 'pil', form == ENCODED_INPUT
         try:
             source = self.frame_source(record)
             if self.substitute_missing:
-                frames, replaced, reason = source.read_substituting(indices, as_pil=not as_uint8)
+                frames, replaced, reason = source.read_substituting(indices, as_pil=as_pil, encoded=encoded)
                 if replaced:
                     self._note_substitution(record, replaced, reason)
             else:
-                frames = source.read(indices, as_pil=not as_uint8)
+                frames = source.read(indices, as_pil=as_pil, encoded=encoded)
         except FrameReadError as e:
             # a whole missing video needs only its list line; a frame of it, the video too
             where = record.source if isinstance(e, MissingVideoError) else \
@@ -276,8 +280,15 @@ class PANDataSet(Dataset):
             raise type(e)(f'{e} [{where}]') from None
         except VideoReadError as e:
             raise VideoReadError(f'{e} [{record.source}]') from None
-        if not as_uint8:
+        if as_pil:
             return [frames[i] for i in indices]
+        if encoded:
+            sizes = {(f.width, f.height) for f in frames.values()}
+            if len(sizes) > 1:
+                raise InputError(f'frames of {self._full_path(record)} differ in size {sorted(sizes)} '
+                                 f'[{record.source}]')
+            position = {i: n for n, i in enumerate(frames)}
+            return FramesToDecode(list(frames.values()), [position[i] for i in indices])
         try:
             return stack_clip(frames, indices, self._full_path(record))
         except ValueError as e:
@@ -287,11 +298,11 @@ class PANDataSet(Dataset):
         record = self.video_list[index]
         indices = self.clip_indices(record)
         if self.transform is None:
-            clip = self.load_frames(record, indices, as_uint8=True)
+            clip = self.load_frames(record, indices)
             f, h, w, c = clip.shape
             return clip.permute(0, 3, 1, 2).reshape(f * c, h, w).float().div_(255), record.label
-        as_uint8 = getattr(self.transform, 'input_format', 'pil') == 'uint8'
-        return self.transform(self.load_frames(record, indices, as_uint8)), record.label
+        form = getattr(self.transform, 'input_format', 'pil')
+        return self.transform(self.load_frames(record, indices, form)), record.label
 
     def __len__(self) -> int:
         return len(self.video_list)

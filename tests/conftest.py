@@ -86,6 +86,17 @@ def run_in_process(main_fn, argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda skip, saying why, on a machine without CUDA."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='no CUDA device: run on a GPU machine (pytest -m cuda, scripts/gpu_check.sh)')
+    for item in items:
+        if 'cuda' in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_terminal_summary(terminalreporter):
     """The drills' table (tools/drills.py), when this session ran drills."""
     drills = sys.modules.get('tools.drills')

@@ -259,3 +259,35 @@ def test_validate_sums_on_the_device_and_reads_once(monkeypatch):
     output, target = torch.cat(outputs), torch.cat(targets)
     assert result['loss'] == pytest.approx(F.cross_entropy(output, target).item(), rel=1e-6)
     assert result['top1'] == pytest.approx(accuracy(output, target)[0])
+
+
+def test_fp16_autocast_with_a_grad_scaler_on_the_cpu():
+    """--amp --amp_dtype fp16 runs the grad-scaler path (the one a GPU without bf16 takes) on the
+    CPU: steps whose fp16 gradients overflow are skipped and the scale backs off; the result is
+    that of autocast + GradScaler written out by hand."""
+    from ops.engine.precision import amp_settings
+    dtype, needs_scaler = amp_settings(True, torch.device('cpu'), 'fp16')
+    assert (dtype, needs_scaler) == (torch.float16, True)
+    start = 2.0 ** 22  # fp16 gradients of a loss this large overflow: the first steps are skipped
+    model, sizes = tiny_model(), [4] * 8
+    reference = copy.deepcopy(model)
+    initial = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler('cpu', init_scale=start, growth_interval=1000)
+    main.train_one_epoch(model, Batches(sizes), optimizer, scaler, 0, 0.1, step_args(1000), DistContext(),
+                         Lines(), dtype)
+
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    ref_scaler = torch.amp.GradScaler('cpu', init_scale=start, growth_interval=1000)
+    for clips, target in Batches(sizes):
+        with torch.autocast('cpu', dtype=torch.float16):
+            loss = F.cross_entropy(reference(to_model_input(clips, MEAN, STD, torch.device('cpu'))).float(), target)
+        ref_scaler.scale(loss).backward()
+        ref_scaler.unscale_(ref_opt)
+        ref_scaler.step(ref_opt)
+        ref_scaler.update()
+        ref_opt.zero_grad(set_to_none=True)
+    assert scaler.get_scale() == ref_scaler.get_scale() < start  # it backed off
+    for got, want, before in zip(model.parameters(), reference.parameters(), initial):
+        assert torch.equal(got, want)
+        assert not torch.equal(got, before)  # and then stepped

@@ -69,10 +69,18 @@ def read_cpu_info(path: str = CPUINFO) -> CpuInfo:
         return CpuInfo(platform.processor() or 'unknown CPU', frozenset())
 
 
-def amp_settings(enabled: bool, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype, whether a grad scaler is needed): bf16 where supported, else fp16 + scaler."""
+AMP_DTYPES = ('auto', 'bf16', 'fp16')
+
+
+def amp_settings(enabled: bool, device: torch.device, dtype: str = 'auto') -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype, whether a grad scaler is needed): ``dtype`` 'bf16', 'fp16' (with a grad
+    scaler, on any device), or 'auto': bf16 where supported, else fp16 + scaler."""
     if not enabled:
         return None, False
+    if dtype == 'fp16':
+        return torch.float16, True
+    if dtype == 'bf16':
+        return torch.bfloat16, False
     if device.type == 'cuda':
         if torch.cuda.is_bf16_supported():
             return torch.bfloat16, False

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from ops.errors import InputError
-from ops.frames.image_io import FrameReadError, read_frame_pil, read_frame_uint8
+from ops.frames.image_io import EncodedFrame, FrameReadError, frame_form, read_frame
 from ops.frames.video_index import VideoIndex
 from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReader, VideoReadError, is_video_file
 
@@ -34,7 +34,8 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 FLOW_PREFIXES = ('flow_x_', 'flow_y_', 'x_', 'y_')  # optical flow written beside RGB frames (TSN layout)
 _NUMBERED = re.compile(r'^(.*?)(\d+)(\.[A-Za-z]+)$')  # prefix, frame number, extension
 
-Frame = torch.Tensor | Image.Image  # uint8 (H, W, 3), or an RGB PIL image with as_pil=True
+# uint8 (H, W, 3); an RGB PIL image with as_pil=True; an EncodedFrame with encoded=True
+Frame = torch.Tensor | Image.Image | EncodedFrame
 
 
 class FrameSource(ABC):
@@ -50,11 +51,12 @@ class FrameSource(ABC):
         """Number of frames."""
 
     @abstractmethod
-    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
-        """The frames at the distinct 1-based ``indices``, by index; an error names the file."""
+    def read(self, indices: Sequence[int], as_pil: bool = False, encoded: bool = False) -> dict[int, Frame]:
+        """The frames at the distinct 1-based ``indices``, by index; an error names the file.
+        ``encoded``: JPEGs left encoded for the GPU (:class:`~ops.frames.image_io.EncodedFrame`)."""
 
     @abstractmethod
-    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False, encoded: bool = False
                           ) -> tuple[dict[int, Frame], dict[int, int], str]:
         """Like :meth:`read`, but unreadable frames are replaced by readable ones of the same video.
 
@@ -132,8 +134,9 @@ class IndexedFrames(FrameSource):
     missing (:meth:`_missing_video`)."""
 
     @abstractmethod
-    def _read_one(self, index: int, as_pil: bool) -> Frame:
-        """The 1-based frame ``index``; FrameReadError naming where it should be."""
+    def _read_one(self, index: int, form: str) -> Frame:
+        """The 1-based frame ``index`` in ``form`` (a key of ``FRAME_FORMS``); FrameReadError
+        naming where it should be."""
 
     @abstractmethod
     def _missing_video(self) -> MissingVideoError | None:
@@ -144,29 +147,31 @@ class IndexedFrames(FrameSource):
         """Raise FrameReadError for indices the source knows to be outside the video; by default
         nothing is known and a missing frame is reported when read."""
 
-    def _read_checked(self, index: int, as_pil: bool) -> Frame:
+    def _read_checked(self, index: int, form: str) -> Frame:
         try:
-            return self._read_one(index, as_pil)
+            return self._read_one(index, form)
         except FrameReadError:
             missing = self._missing_video()
             if missing is not None:
                 raise missing from None
             raise
 
-    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
+    def read(self, indices: Sequence[int], as_pil: bool = False, encoded: bool = False) -> dict[int, Frame]:
         wanted = sorted({int(i) for i in indices})
         self._check_range(wanted)
-        return {i: self._read_checked(i, as_pil) for i in wanted}
+        form = frame_form(as_pil, encoded)
+        return {i: self._read_checked(i, form) for i in wanted}
 
-    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False, encoded: bool = False
                           ) -> tuple[dict[int, Frame], dict[int, int], str]:
         wanted = sorted({int(i) for i in indices})
         self._check_range(wanted)
+        form = frame_form(as_pil, encoded)
         frames: dict[int, Frame] = {}
         unreadable: dict[int, FrameReadError] = {}
         for i in wanted:
             try:
-                frames[i] = self._read_checked(i, as_pil)
+                frames[i] = self._read_checked(i, form)
             except MissingVideoError:  # nothing in a missing video to substitute with
                 raise
             except FrameReadError as e:
@@ -174,13 +179,13 @@ class IndexedFrames(FrameSource):
         if not unreadable:
             return frames, {}, ''
         reason = str(next(iter(unreadable.values())))
-        replaced = {i: self._nearest_readable(i, frames, unreadable, as_pil) for i in list(unreadable)}
+        replaced = {i: self._nearest_readable(i, frames, unreadable, form) for i in list(unreadable)}
         for i, j in replaced.items():
             frames[i] = frames[j]
         return {i: frames[i] for i in wanted}, replaced, reason
 
     def _nearest_readable(self, i: int, frames: dict[int, Frame], unreadable: dict[int, FrameReadError],
-                          as_pil: bool) -> int:
+                          form: str) -> int:
         """The closest index to ``i`` (earlier first on ties) whose frame reads; loads it into
         ``frames``."""
         for d in range(1, max(self.num_frames, i) + 1):
@@ -190,7 +195,7 @@ class IndexedFrames(FrameSource):
                 if j in frames:
                     return j
                 try:
-                    frames[j] = self._read_one(j, as_pil)
+                    frames[j] = self._read_one(j, form)
                     return j
                 except FrameReadError as e:
                     unreadable[j] = e
@@ -228,8 +233,8 @@ class FolderFrames(IndexedFrames):
             raise FrameReadError(f'{self.path}: frames {outside[:5]} (1-based) out of range, '
                                  f'the folder has {len(self._files)}')
 
-    def _read_one(self, index: int, as_pil: bool) -> Frame:
-        return (read_frame_pil if as_pil else read_frame_uint8)(self.frame_file(index))
+    def _read_one(self, index: int, form: str) -> Frame:
+        return read_frame(self.frame_file(index), form)
 
     def _missing_video(self) -> MissingVideoError | None:
         return None if os.path.isdir(self.path) else MissingVideoError(f'missing video folder: {self.path}')
@@ -255,18 +260,24 @@ class VideoFrames(FrameSource):
         return self._reader.frames_decoded
 
     @staticmethod
-    def _convert(array, as_pil: bool) -> Frame:
-        return Image.fromarray(array) if as_pil else torch.from_numpy(array)
+    def _convert(array, form: str) -> Frame:
+        if form == 'pil':
+            return Image.fromarray(array)
+        pixels = torch.from_numpy(array)
+        if form == 'encoded':  # a video's frames are decoded here: the GPU path takes them as pixels
+            return EncodedFrame(int(pixels.shape[1]), int(pixels.shape[0]), pixels=pixels)
+        return pixels
 
-    def read(self, indices: Sequence[int], as_pil: bool = False) -> dict[int, Frame]:
+    def read(self, indices: Sequence[int], as_pil: bool = False, encoded: bool = False) -> dict[int, Frame]:
         wanted = sorted({int(i) for i in indices})
         got = self._reader.read([i - 1 for i in wanted])
-        return {i: self._convert(got[i - 1], as_pil) for i in wanted}
+        form = frame_form(as_pil, encoded)
+        return {i: self._convert(got[i - 1], form) for i in wanted}
 
-    def read_substituting(self, indices: Sequence[int], as_pil: bool = False
+    def read_substituting(self, indices: Sequence[int], as_pil: bool = False, encoded: bool = False
                           ) -> tuple[dict[int, Frame], dict[int, int], str]:
         try:
-            return self.read(indices, as_pil), {}, ''
+            return self.read(indices, as_pil, encoded), {}, ''
         except VideoReadError as e:
             error = e
         decoded = self._reader.read_all()  # the decodable prefix of a damaged video
@@ -275,7 +286,8 @@ class VideoFrames(FrameSource):
         last = len(decoded)  # 1-based index of the last decodable frame
         wanted = sorted({int(i) for i in indices})
         replaced = {i: last for i in wanted if i > last}
-        return {i: self._convert(decoded[min(i, last) - 1], as_pil) for i in wanted}, replaced, str(error)
+        form = frame_form(as_pil, encoded)
+        return {i: self._convert(decoded[min(i, last) - 1], form) for i in wanted}, replaced, str(error)
 
 
 def header_note(index: VideoIndex) -> str:

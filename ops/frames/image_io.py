@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -76,6 +78,56 @@ def read_frame_pil(path: str) -> Image.Image:
     return decode_frame_pil(_read_bytes(path), path)
 
 
+def read_frame(path: str, form: str = 'uint8'):
+    """The frame file in ``form`` (a key of :data:`FRAME_FORMS`)."""
+    return FRAME_FORMS[form](_read_bytes(path), path)
+
+
 def read_frame_uint8(path: str) -> torch.Tensor:
     """The frame file as a contiguous uint8 tensor ``(H, W, 3)``, RGB."""
     return decode_frame_uint8(_read_bytes(path), path)
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame left for the GPU to decode: its JPEG ``data`` (uint8 ``(nbytes,)``), or ``pixels``
+    (uint8 ``(H, W, 3)``) for a frame that is not a JPEG (PNG, a video's frame), decoded here;
+    ``width`` and ``height`` from the JPEG header, so crops can be drawn before any decode."""
+    width: int
+    height: int
+    data: torch.Tensor | None = None
+    pixels: torch.Tensor | None = None
+
+
+def encoded_frame(data: bytes, name: str) -> EncodedFrame:
+    """``data`` as an :class:`EncodedFrame`: a JPEG is kept encoded (its header read for the size,
+    nothing decoded), anything else decoded to pixels now."""
+    if data[:2] == _JPEG_MAGIC:
+        try:
+            with Image.open(io.BytesIO(data)) as img:  # reads the header only
+                width, height = img.size
+            return EncodedFrame(width, height, data=torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        except Exception as e:  # PIL raises several types for bad data
+            raise FrameReadError(f'cannot decode frame {name}: {e}') from None
+    pixels = decode_frame_uint8(data, name)
+    return EncodedFrame(int(pixels.shape[1]), int(pixels.shape[0]), pixels=pixels)
+
+
+FRAME_FORMS: dict[str, Callable[[bytes, str], object]] = {
+    'uint8': decode_frame_uint8, 'pil': decode_frame_pil, 'encoded': encoded_frame}
+
+
+def frame_form(as_pil: bool = False, encoded: bool = False) -> str:
+    """The key of :data:`FRAME_FORMS` a reader's ``as_pil`` / ``encoded`` flags ask for."""
+    return 'encoded' if encoded else ('pil' if as_pil else 'uint8')
+
+
+def decode_jpegs(data: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+    """Decode JPEGs (uint8 ``(nbytes,)`` each) on ``device`` in one batched call (nvJPEG on a GPU,
+    libjpeg-turbo on the CPU): uint8 RGB ``(3, H, W)`` each, on ``device``."""
+    if not data:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        from torchvision.io import decode_jpeg
+        return decode_jpeg(list(data), mode=ImageReadMode.RGB, device=device)

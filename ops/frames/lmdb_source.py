@@ -20,7 +20,7 @@ import os
 import lmdb
 
 from ops.frames.frame_source import Frame, IndexedFrames, MissingVideoError
-from ops.frames.image_io import FrameReadError, decode_frame_pil, decode_frame_uint8
+from ops.frames.image_io import FRAME_FORMS, FrameReadError
 
 # Readers do not take reader-table slots with lock=False, so this only bounds what LMDB would
 # allow; high, so that many DataLoader workers of many processes never hit it.
@@ -108,7 +108,7 @@ class LmdbFrames(IndexedFrames):
     def num_frames(self) -> int:
         return self._num_frames
 
-    def _read_one(self, index: int, as_pil: bool) -> Frame:
+    def _read_one(self, index: int, form: str) -> Frame:
         key = frame_key(self.video, index)
         # a read transaction without a reader lock costs about a microsecond: one per frame keeps
         # no snapshot alive between reads
@@ -117,7 +117,7 @@ class LmdbFrames(IndexedFrames):
         name = f'{self.lmdb_path}:{key.decode()}'
         if data is None:
             raise FrameReadError(f'missing frame: {name}')
-        return (decode_frame_pil if as_pil else decode_frame_uint8)(data, name)
+        return FRAME_FORMS[form](data, name)
 
     def _missing_video(self) -> MissingVideoError | None:
         prefix = video_prefix(self.video)

@@ -98,8 +98,12 @@ class ClipRandomHorizontalFlip:
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng
 
+    def draw(self) -> bool:
+        """Whether this clip is mirrored (the one random draw, shared with the GPU path's plan)."""
+        return (self.rng or random).random() < 0.5
+
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        return clip.flip(-1) if (self.rng or random).random() < 0.5 else clip
+        return clip.flip(-1) if self.draw() else clip
 
 
 class ClipScale:

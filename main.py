@@ -144,6 +144,7 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
     the step where it first appeared, before any checkpoint holds it. Every ``--save_steps``
     optimizer steps of the run, ``save_at(batches done, meter_state)`` writes a mid-epoch checkpoint."""
     batch_time, data_time = AverageMeter(), AverageMeter()
+    waited = WaitShare()
     losses, top1, top5 = (AverageMeter() for _ in range(3))
     if meters:
         for meter, key in ((losses, 'loss'), (top1, 'top1'), (top5, 'top5')):
@@ -210,11 +211,13 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
         # Host time: without a per-step sync the device may still be working on this step.
         batch_time.update(time.time() - end)
         end = time.time()
+        if i == start:  # the wait is measured from the second step: the first starts the workers
+            waited.update(-data_time.sum, -batch_time.sum)
         if i % args.print_freq == 0 or i + 1 == steps:
             read_window()  # the only reads of the device, with the checkpoints'
             bar.set_postfix(loss=f'{losses.avg:.3f}', top1=f'{top1.avg:.1f}')
             line = (f'Epoch: [{epoch}][{i}/{steps}], lr: {lr:.5f}\tTime {batch_time.val:.3f} ({batch_time.avg:.3f})\t'
-                    f'Data {data_time.val:.3f} ({data_time.avg:.3f}, {wait_share(data_time, batch_time)} of the step)\t'
+                    f'Data {data_time.val:.3f} ({data_time.avg:.3f}, {waited.share(data_time, batch_time)} of the step)\t'
                     f'Loss {losses.val:.4f} ({losses.avg:.4f})\t'
                     f'Prec@1 {top1.val:.3f} ({top1.avg:.3f})\tPrec@5 {top5.val:.3f} ({top5.avg:.3f})')
             logger.line(line)
@@ -226,15 +229,33 @@ def train_one_epoch(model, loader, optimizer, scaler, epoch: int, lr: float, arg
         if save_at is not None and save_steps and update_now and i + 1 < steps and run_update % save_steps == 0:
             read_window()
             save_at(i + 1, meter_state(losses, top1, top5))
-    if ctx.is_main and batch_time.count:
-        print(f'=> epoch {epoch}: waiting for data took {wait_share(data_time, batch_time)} of the training steps\' '
-              f'time ({data_time.sum:.1f} of {batch_time.sum:.1f} s)', flush=True)
+    if ctx.is_main and batch_time.count > 1:
+        print(f'=> epoch {epoch}: waiting for data took {waited.share(data_time, batch_time)} of the training '
+              f'steps\' time after the first ({waited.text(data_time, batch_time)})', flush=True)
     return {'loss': losses.avg, 'top1': top1.avg, 'top5': top5.avg}
 
 
-def wait_share(data_time: AverageMeter, batch_time: AverageMeter) -> str:
-    """The share of the steps' wall time spent waiting for the loader's next batch, e.g. '7%'."""
-    return f'{100 * data_time.sum / max(batch_time.sum, 1e-9):.0f}%'
+class WaitShare:
+    """The share of the steps' wall time spent waiting for the loader's next batch, counted from
+    the second step of the epoch (the first waits for the workers to start)."""
+
+    def __init__(self) -> None:
+        self.data0 = self.batch0 = 0.0
+
+    def update(self, data_offset: float, batch_offset: float) -> None:
+        self.data0, self.batch0 = data_offset, batch_offset
+
+    def seconds(self, data_time: AverageMeter, batch_time: AverageMeter) -> tuple[float, float]:
+        return data_time.sum + self.data0, batch_time.sum + self.batch0
+
+    def share(self, data_time: AverageMeter, batch_time: AverageMeter) -> str:
+        """E.g. '7%' ('-' before the second step)."""
+        wait, total = self.seconds(data_time, batch_time)
+        return f'{100 * wait / total:.0f}%' if total > 0 else '-'
+
+    def text(self, data_time: AverageMeter, batch_time: AverageMeter) -> str:
+        wait, total = self.seconds(data_time, batch_time)
+        return f'{wait:.1f} of {total:.1f} s'
 
 
 def meter_state(losses: AverageMeter, top1: AverageMeter, top5: AverageMeter) -> dict:

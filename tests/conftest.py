@@ -73,6 +73,34 @@ def run_entry(script: str, workdir: Path, *args: str, timeout: int = 300, check:
     return result
 
 
+def run_entry_in_process(script: str, workdir: Path, *args: str, check: bool = True):
+    """:func:`run_entry` without a new interpreter (seconds less per run): the entry point's
+    ``main`` called the way its command line calls it, from ``workdir``, its output captured.
+    Returns an object with ``returncode``, ``stdout`` and ``stderr`` as subprocess.run does."""
+    import contextlib
+    import importlib
+    import io
+    from types import SimpleNamespace
+
+    from ops.engine.cli import run_cli_main
+    import torch
+    module = importlib.import_module(script.removesuffix('.py').replace('/', '.'))
+    out, err = io.StringIO(), io.StringIO()
+    code, threads = 0, torch.get_num_threads()
+    torch.set_num_threads(1)  # as run_entry's OMP_NUM_THREADS=1: tests share 2 cores
+    with contextlib.chdir(workdir), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run_cli_main(module.main, list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        finally:
+            torch.set_num_threads(threads)
+    result = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+    if check:
+        assert code == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def run_in_process(main_fn, argv: list[str], capsys) -> tuple[int, str, str]:
     """Run an entry point's ``main`` in this process the way its command line does
     (:func:`ops.engine.cli.run_cli_main`): its exit status, stdout and stderr."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_entry
+from conftest import run_entry_in_process as run_entry
 from ops.data_setup import build_clip_dataset, resolve_dataset, to_model_input
 from ops.engine.test_report import write_submission
 from ops.models import PAN

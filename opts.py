@@ -1,6 +1,6 @@
 """Command-line flags of main.py: the release's flags with their meaning and defaults, plus the
 switches the release could not turn off (--no_VAP, --partialbn) and this project's additions
-(--seed, --amp, --channels_last, --sync_bn, --input_size, --lmdb, --debug, ...)."""
+(--seed, --amp, --channels_last, --compile, --sync_bn, --input_size, --lmdb, --debug, ...)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from ops.backbones import PRETRAIN_CHOICES
 from ops.data_setup import add_lmdb_flag
 from ops.dataset_config import known_datasets
 from ops.engine.cli import add_debug_flag, new_parser
+from ops.engine.compile import PAYS_AFTER, add_compile_flags
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
 from ops.models import CONSENSUS_TYPES
 
@@ -103,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--amp', action='store_true',
                    help='mixed precision: autocast (bf16 where supported, else fp16 with a grad scaler)')
     g.add_argument('--channels_last', action='store_true', help='channels-last memory format')
+    add_compile_flags(g, f'on for a run of {PAYS_AFTER["train"]} training steps or more (-e: '
+                         f'{PAYS_AFTER["test"]} validation clips), where it pays, off for shorter ones; compiled '
+                         'dropout draws its own masks, the same ones for the same --seed, but not eager\'s')
     g.add_argument('--sync_bn', action='store_true', help='SyncBatchNorm across processes (torchrun)')
 
     g = p.add_argument_group('monitor and runtime')

@@ -2,7 +2,7 @@
 
     python tools/online_demo.py --weights CHECKPOINT SOURCE [--stride K] [--out annotated.mp4]
         [--realtime] [--fps F] [--categories category.txt] [--top 3] [--input_size S] [--cpu]
-        [--amp | --no_amp] [--channels_last | --no_channels_last]
+        [--amp | --no_amp] [--channels_last | --no_channels_last] [--compile | --no_compile]
 
 SOURCE is a video file, a folder of frames, or a camera (``/dev/video0``, read through PyAV's
 v4l2 input). Frames are read one after another; every ``--stride`` frames the ``new_length``
@@ -22,6 +22,11 @@ video).
 the file's, else 25): a frame not taken before the next one arrives is dropped, and the count of
 drops is reported. ``--out`` writes the frames read with the current top classes and PA map (the
 mean of the segment's PA maps, over the model's crop; none for RGB) drawn on them.
+
+A long stream compiles its step (ops/engine/compile.py; the state stays outside the graph, so no
+step recompiles): a camera, or a file of 500 steps or more; a shorter file runs eagerly, since the
+compilation (tens of seconds on a CPU, at the second step) would cost more than it saves.
+``--compile`` / ``--no_compile`` decide instead.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from ops.dataset_config import ENV_ROOT
 from ops.deploy.streaming import OnlinePAN
 from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, load_pan_model, trained_input_size
 from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
+from ops.engine.compile import PAYS_AFTER, add_compile_flags, compile_for_inference, resolve_compile
 from ops.engine.distributed import pick_device
 from ops.engine.precision import add_precision_flags, resolve_precision
 from ops.errors import InputError
@@ -72,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--top', type=int, default=3, help='classes to print')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     add_precision_flags(p)
+    add_compile_flags(p, f'on for a camera or a stream of {PAYS_AFTER["stream"]} steps or more, where it pays, '
+                         'off for shorter ones')
     add_debug_flag(p)
     return p
 
@@ -90,6 +98,13 @@ def default_stride(num_frames: int | None, num_segments: int, new_length: int) -
     if num_frames:
         return max(1, round(num_frames / num_segments))
     return CAMERA_STRIDE_SEGMENTS * new_length
+
+
+def stream_steps(num_frames: int | None, new_length: int, stride: int) -> int | None:
+    """Steps (segments) of a source of ``num_frames`` frames; None for a live source (no length)."""
+    if not num_frames:
+        return None
+    return (num_frames - new_length) // stride + 1 if num_frames >= new_length else 0
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -113,16 +128,18 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as err:  # a file name that names no settings, a category file of another count
         raise InputError(f'{args.weights}: {err}') from err
     precision.apply(model)
-    online = OnlinePAN(model)
     size = args.input_size or trained_input_size(checkpoint)
     scale = scale_size_for(size)
     transform = build_val_transform(size, scale, model.input_mean, model.input_std, normalize=False)
     stride = args.stride or default_stride(stream.num_frames, model.num_segments, model.new_length)
+    compiled = resolve_compile(args.compile, stream_steps(stream.num_frames, model.new_length, stride),
+                               PAYS_AFTER['stream'], 'steps')
+    online = OnlinePAN(model, compiler=compile_for_inference if compiled.enabled else None)
     fps = args.fps or stream.fps or DEFAULT_FPS
     way = 'causal: one segment a step' if online.causal else 'bidirectional: the window re-run each step'
     print(f"=> PAN {options['modality']} ({options['base_model']}, {model.num_segments} segments x "
           f'{model.new_length} frames, {size}x{size}) from {args.weights} on {device}; {way}')
-    print(precision.describe())
+    print(f'{precision.describe()}, {compiled.describe()}')
     length = f'{stream.num_frames} frames' if stream.num_frames else 'live'
     print(f'=> {args.source}: {length} at {fps:g} fps, a segment every {stride} frames; classes: {names_source}')
     if stream.note:

@@ -123,17 +123,21 @@ def test_frozen_model_keeps_its_weights_so_training_compiles_without_freezing(ti
     (folded with batch norm, packed for oneDNN), where the training compile sees every update."""
     m = tiny_pan('RGB')
     x = clips(m)
-    frozen = compile_for_inference(copy.deepcopy(m))
-    trained = compile_for_training(copy.deepcopy(m))
-    with torch.no_grad():
-        before = frozen(x)
-        trained(x)
-        for model in (m, frozen, trained):
+    results = {}
+    for name, compiler in (('frozen', compile_for_inference), ('trained', compile_for_training)):
+        torch._dynamo.reset()   # dynamo's cache is per function: one compiled model at a time
+        model = compiler(copy.deepcopy(m))
+        with torch.no_grad():
+            before = model(x)
             model.base_model.conv1.weight.mul_(2.0)
+            results[name] = (before, model(x))
+    with torch.no_grad():
+        m.base_model.conv1.weight.mul_(2.0)
         after = m(x)
-        assert (after - before).abs().max() > 1e-2 * before.abs().max()
-        assert torch.equal(frozen(x), before)
-        assert_close(trained(x), after)
+    before, frozen = results['frozen']
+    assert (after - before).abs().max() > 1e-2 * before.abs().max()
+    assert torch.equal(frozen, before)
+    assert_close(results['trained'][1], after)
 
 
 @pytest.mark.compile
@@ -171,18 +175,18 @@ def train_step(model, optimizer, x, y):
 
 
 @pytest.mark.compile
-def test_compiled_training_step_matches_eager(tiny_backbone, monkeypatch):
+def test_compiled_training_step_matches_eager(tiny_backbone):
     """Loss and updated weights within 1e-4 relative in fp32, dropout on, with inductor drawing
     eager's masks (fallback_random); without it, the same seed gives the same compiled run."""
     models = [tiny_pan('Lite').train() for _ in range(2)]
     compile_for_training(models[1])
     x, y = clips(models[0], n=4), torch.tensor([0, 1, 2, 3])
-    monkeypatch.setattr(torch._inductor.config, 'fallback_random', True)
     losses = []
-    for m in models:
-        optimizer = build_optimizer(m.get_optim_policies(), 0.1, 0.9, 5e-4)
-        torch.manual_seed(7)
-        losses.append([train_step(m, optimizer, x, y) for _ in range(2)])
+    with torch._inductor.config.patch(fallback_random=True):
+        for m in models:
+            optimizer = build_optimizer(m.get_optim_policies(), 0.1, 0.9, 5e-4)
+            torch.manual_seed(7)
+            losses.append([train_step(m, optimizer, x, y) for _ in range(2)])
     for ref, out in zip(*losses):
         assert_close(out, ref)
     updated = models[1].state_dict()
@@ -192,9 +196,9 @@ def test_compiled_training_step_matches_eager(tiny_backbone, monkeypatch):
         else:
             assert torch.equal(updated[name], ref), name
 
-    monkeypatch.setattr(torch._inductor.config, 'fallback_random', False)
     runs = []
     for _ in range(2):
+        torch._dynamo.reset()
         m = compile_for_training(tiny_pan('Lite').train())
         optimizer = build_optimizer(m.get_optim_policies(), 0.1, 0.9, 5e-4)
         torch.manual_seed(7)

@@ -5,19 +5,20 @@ activations and residual adds, PA's norm, pooling, the head), for tools/benchmar
 
 Eager operators are grouped by their aten names; a compiled graph's own kernels are named after
 the operators they fuse (``cpp_fused_cat_constant_pad_nd_3``), which inductor reports to the profiler
-only when asked to (``cpp.enable_kernel_profile``, set by :func:`kernel_names`), and go by the
-first group whose name they hold. Its convolutions remain library calls (``mkldnn::_convolution_pointwise``).
+only when asked to (``cpp.enable_kernel_profile``, set by :func:`kernel_names`); their time, with
+the graph's Python wrapper, forms one part. Its convolutions remain library calls
+(``mkldnn::_convolution_pointwise``, with the batch norm folded in and the activation fused).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Callable
 
-import torch._inductor.config as inductor_config
 from torch.profiler import ProfilerActivity, profile
 
 # (part, fragments of operator names): the first part whose fragment an operator's name holds
 PARTS = (
+    ('compiled graph (its fused kernels, wrapper)', ('compiledfxgraph', 'compiled region', 'dynamo', 'cpp_fused')),
     ('convolution', ('convolution', 'conv2d')),
     ('batch norm', ('batch_norm',)),
     ('temporal shift (pad, cat)', ('cat', 'constant_pad', 'fill_', 'zero')),
@@ -39,6 +40,7 @@ def part_of(name: str) -> str:
 @contextmanager
 def kernel_names():
     """Compiled CPU kernels show in the profiler under their names (set while a model compiles)."""
+    import torch._inductor.config as inductor_config   # here: importing it costs seconds
     with inductor_config.patch({'cpp.enable_kernel_profile': True}):
         yield
 

@@ -96,18 +96,19 @@ def first_call_seconds(fn, device: torch.device) -> float:
 
 def bench_config(arch: str, modality: str, size: int, batch: int, infer_batch: int, segments: int,
                  channels_last: bool, amp: bool, iters: int, warmup: int, device: torch.device,
-                 compiled: bool = False, profiled: bool = False) -> dict:
-    """Clips/s of a training step of ``batch`` clips and of inference on ``infer_batch`` clips, the
-    peak memory of training, the limit of the row's precision sampled between the timed calls,
-    with ``compiled`` the seconds of the first training step and the first inference pass, and
-    with ``profiled`` where the inference time goes (:func:`tools._op_profile.profile_by_part`)."""
+                 compiled: bool = False, profiled: bool = False, train: bool = True) -> dict:
+    """Clips/s of a training step of ``batch`` clips (``train`` False: None) and of inference on
+    ``infer_batch`` clips, the peak memory of training, the limit of the row's precision sampled
+    between the timed calls, with ``compiled`` the seconds of the first training step and the first
+    inference pass, and with ``profiled`` where the inference time goes
+    (:func:`tools._op_profile.profile_by_part`)."""
     with kernel_names() if profiled else nullcontext():
         return _bench_config(arch, modality, size, batch, infer_batch, segments, channels_last, amp, iters, warmup,
-                             device, compiled, profiled)
+                             device, compiled, profiled, train)
 
 
 def _bench_config(arch, modality, size, batch, infer_batch, segments, channels_last, amp, iters, warmup, device,
-                  compiled, profiled) -> dict:
+                  compiled, profiled, train) -> dict:
     torch.manual_seed(0)
     if compiled:
         torch._dynamo.reset()   # a fresh start for each configuration sharing this process
@@ -138,21 +139,22 @@ def _bench_config(arch, modality, size, batch, infer_batch, segments, channels_l
         with torch.no_grad(), precision.autocast():
             model(clips[:infer_batch])
 
-    first = {}
-    reset_peak_memory(device)
-    model.train()
-    if compiled:
-        compile_for_training(model)
-        first['train'] = first_call_seconds(train_step, device)
-    t_train = timed_with_limit(train_step, iters, warmup, device, probe)
-    peak = peak_memory_mb(device) - idle
+    first, rate, peak = {}, {}, None
+    if train:
+        reset_peak_memory(device)
+        model.train()
+        if compiled:
+            compile_for_training(model)
+            first['train'] = first_call_seconds(train_step, device)
+        rate['train'] = batch / timed_with_limit(train_step, iters, warmup, device, probe)
+        peak = peak_memory_mb(device) - idle
     model.eval()
     if compiled:
         compile_for_inference(model)
         first['infer'] = first_call_seconds(infer, device)
-    t_infer = timed_with_limit(infer, iters, warmup, device, probe)
+    rate['infer'] = infer_batch / timed_with_limit(infer, iters, warmup, device, probe)
     return {'arch': arch, 'modality': modality, 'layout': precision.layout, 'precision': precision.name,
-            'compiled': compiled, 'train': batch / t_train, 'infer': infer_batch / t_infer, 'peak_mb': peak,
+            'compiled': compiled, 'train': rate.get('train'), 'infer': rate['infer'], 'peak_mb': peak,
             'limit': probe.gflops, 'first_s': first, 'profile': profile_by_part(infer, iters) if profiled else None}
 
 
@@ -167,8 +169,9 @@ def row_gflops(row: dict, size: int, segments: int) -> dict:
     shares of its limit."""
     out = {}
     for key, training in (('train', True), ('infer', False)):
-        rate = 2 * clip_gmacs(row['modality'], row['arch'], size, segments, training) * row[key]
-        out[key] = (rate, rate / row['limit'])
+        if row[key] is not None:
+            rate = 2 * clip_gmacs(row['modality'], row['arch'], size, segments, training) * row[key]
+            out[key] = (rate, rate / row['limit'])
     return out
 
 
@@ -188,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='device to run on; the default is cuda where CUDA is present, else cpu')
     add_precision_flags(parser)
     add_compile_flags(parser, 'off: eager rows only; --compile adds a compiled row after each eager one')
+    parser.add_argument('--no_train', action='store_true',
+                        help='time inference alone (the training columns show -)')
     parser.add_argument('--profile', action='store_true',
                         help='after each row, where its inference time goes, by part of PAN and by operator')
     return parser
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 eager = None
                 for compiled in variants:
                     config = (arch, modality, args.size, args.batch, infer_batch, args.segments, channels_last, amp,
-                              args.iters, args.warmup, device, compiled, args.profile)
+                              args.iters, args.warmup, device, compiled, args.profile, not args.no_train)
                     if device.type == 'cpu':
                         # a fresh process per configuration: the CPU allocator keeps what earlier
                         # configurations freed, which would hide this one's peak
@@ -241,13 +246,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def format_train_row(r: dict, base: dict | None, eager: dict) -> str:
     """One row of the table: speeds against the fp32 default-layout eager row (``base``) and, for
     a compiled row, against its eager row."""
-    ratio = {k: f"{r[k] / base[k]:.2f}x" if base else '-' for k in ('train', 'infer')}
-    gf = {k: f'{r["gflops"][k][0]:>9.1f}{r["gflops"][k][1]:>7.0%}' for k in ('train', 'infer')}
-    versus = f"{r['train'] / eager['train']:.2f}/{r['infer'] / eager['infer']:.2f}x" if r['compiled'] else '-'
-    first = '/'.join(f"{r['first_s'][k]:.0f}" for k in ('train', 'infer')) if r['compiled'] else '-'
+    keys = [k for k in ('train', 'infer') if r[k] is not None]
+    rate = {k: f'{r[k]:.2f}' if k in keys else '-' for k in ('train', 'infer')}
+    ratio = {k: f"{r[k] / base[k]:.2f}x" if base and k in keys else '-' for k in ('train', 'infer')}
+    gf = {k: f'{r["gflops"][k][0]:>9.1f}{r["gflops"][k][1]:>7.0%}' if k in keys else f"{'-':>9}{'-':>7}"
+          for k in ('train', 'infer')}
+    versus = '/'.join(f'{r[k] / eager[k]:.2f}' for k in keys) + 'x' if r['compiled'] else '-'
+    first = '/'.join(f"{r['first_s'][k]:.0f}" for k in keys) if r['compiled'] else '-'
+    peak = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else '-'
     return (f"{r['arch']:<12}{r['modality']:<6}{r['precision']:<10}{r['layout']:<15}"
-            f"{'on' if r['compiled'] else 'off':<8}{r['train']:>14.2f}{ratio['train']:>8}{gf['train']}"
-            f"{r['infer']:>15.2f}{ratio['infer']:>8}{gf['infer']}{r['limit']:>14.0f}{r['peak_mb']:>9.0f}"
+            f"{'on' if r['compiled'] else 'off':<8}{rate['train']:>14}{ratio['train']:>8}{gf['train']}"
+            f"{rate['infer']:>15}{ratio['infer']:>8}{gf['infer']}{r['limit']:>14.0f}{peak:>9}"
             f"{versus:>13}{first:>11}")
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-import torch._inductor.config as inductor_config
 from torch import nn
 
 # Run lengths from which compiling pays by default, in the unit each kind of run counts. Measured
@@ -78,6 +77,8 @@ def compile_for_inference(model: nn.Module) -> nn.Module:
     (``torch.no_grad`` / ``inference_mode``; with them on it compiles without freezing), once its
     weights are loaded; they must not change afterwards. Shapes are kept static: a new input shape
     compiles once more."""
+    import torch._inductor.config as inductor_config   # here: importing it costs seconds, and most runs stay eager
+
     model.compile(dynamic=False)
     compiled = model._compiled_call_impl
 

@@ -272,3 +272,21 @@ def test_test_models_compiled_gives_the_eager_scores(tiny_backbone, synthetic_ro
         assert f'compile {"on" if flag == "--compile" else "off"} ({flag})' in capsys.readouterr().out
         scores[flag] = torch.from_numpy(np.load(out)['scores'])
     assert_close(scores['--compile'], scores['--no_compile'])
+
+
+@pytest.mark.compile
+def test_benchmarks_add_compiled_rows(tiny_backbone, capsys):
+    from tools import benchmark_online, benchmark_train
+    rows = benchmark_online.main(['--arch', TINY, '--size', str(SIZE), '--segments', str(T), '--steps', '2',
+                                  '--warmup', '1', '--no_onnx', '--no_amp', '--compile'])
+    assert [(r['causal'], r['compiled']) for r in rows] == [(False, False), (False, True), (True, False), (True, True)]
+    assert all(r['first_s'] > 0 and r['limit'] > 0 for r in rows)
+    # a spawned process per row: the registry's own ResNet-18
+    rows = benchmark_train.main(['--arch', 'resnet18', '--modalities', 'Lite', '--size', str(SIZE), '--segments',
+                                 str(T), '--infer_batch', '1', '--iters', '1', '--warmup', '0', '--no_amp',
+                                 '--no_channels_last', '--compile', '--no_train', '--profile'])
+    out = capsys.readouterr().out
+    assert [r['compiled'] for r in rows] == [False, True] and rows[0]['train'] is None
+    profiles = [ln for ln in out.splitlines() if ln.strip().startswith('by part:')]
+    assert len(profiles) == 2 and 'convolution' in profiles[0]
+    assert 'compiled graph (its fused kernels, wrapper)' in profiles[1]

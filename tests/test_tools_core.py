@@ -70,3 +70,18 @@ def test_benchmark_train_runs(repo_root):
         for rate, gflops, share in ((train, row[7], row[8]), (infer, row[11], row[12])):
             assert float(gflops) > 0 and abs(float(share.rstrip('%')) - 100 * float(gflops) / limit) <= 1
 
+
+
+def test_benchmark_online_says_how_close_to_the_limit(capsys):
+    from tools import benchmark_online
+    rows = benchmark_online.main(['--arch', 'mobilenetv2', '--size', '32', '--segments', '2', '--steps', '1',
+                                  '--warmup', '0', '--no_onnx', '--no_amp'])
+    out = capsys.readouterr().out
+    assert 'limit: torch.matmul of 1024x1024 matrices' in out
+    assert [(r['causal'], r['compiled'], r['precision']) for r in rows] == [(False, False, 'fp32'),
+                                                                             (True, False, 'fp32')]
+    for r in rows:
+        assert r['limit'] > 0 and r['gflops'] > 0
+        line = next(ln for ln in out.splitlines()
+                    if ln.startswith('mobilenetv2') and ('causal' if r['causal'] else 'bidirectional') in ln)
+        assert f"{r['gflops']:.1f}" in line and f"{r['gflops'] / r['limit']:.0%}" in line

@@ -2,7 +2,7 @@
 
     python tools/benchmark_online.py [--arch resnet50 mobilenetv2] [--modality Lite] [--size 224]
         [--segments 8] [--steps 8] [--warmup 2] [--no_onnx] [--amp | --no_amp]
-        [--channels_last | --no_channels_last]
+        [--channels_last | --no_channels_last] [--compile]
 
 Per backbone, precision and way of stepping: the median time of one ``OnlinePAN.step`` once the
 window is full (random segments, batch 1; a causal step runs one segment, a bidirectional one the

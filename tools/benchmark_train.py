@@ -3,6 +3,7 @@
     python tools/benchmark_train.py [--arch resnet50 mobilenetv2] [--size 224] [--batch 4] [--infer_batch 1]
                                     [--segments 8] [--iters 5] [--device cpu|cuda]
                                     [--amp | --no_amp] [--channels_last | --no_channels_last]
+                                    [--compile] [--no_train] [--profile]
 
 Training is one SGD step over the release's optimizer groups (forward, cross-entropy, backward,
 step); inference is a forward pass under ``torch.no_grad`` in eval mode. Inputs are random

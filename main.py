@@ -34,11 +34,12 @@ from opts import parse_args
 from ops.data_setup import build_clip_dataset, data_report, lmdb_location, resolve_dataset, to_model_input
 from ops.engine.checkpoint import load_for_finetune, load_pan_weights, read_checkpoint
 from ops.engine.cli import QUIET_RANK_GRACE_S, run_cli_main
+from ops.engine.compile import PAYS_AFTER, compile_for_inference, compile_for_training, resolve_compile
 from ops.engine.distributed import (DistContext, ShardSampler, all_gather_objects, all_reduce_tensor,
                                     cleanup_distributed, setup_distributed)
 from ops.engine.naming import run_name
 from ops.engine.optim import adjust_learning_rate, build_optimizer
-from ops.engine.precision import DTYPE_NAMES, amp_settings, autocast
+from ops.engine.precision import RunPrecision, amp_settings, autocast
 from ops.engine.resumable import ResumableSampler, SeededSamples, restore_rng_state
 from ops.engine.run_logger import RunLogger
 from ops.engine.run_state import (AUTO, RunCheckpoints, check_run_folder_free, clear_run_folder, describe,
@@ -370,10 +371,6 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
                                 args.optimizer)
     amp_dtype, needs_scaler = amp_settings(args.amp, ctx.device, args.amp_dtype)
     scaler = torch.amp.GradScaler(ctx.device.type) if needs_scaler else None
-    if ctx.is_main:
-        how = ' autocast' + (' with a grad scaler' if scaler is not None else '') if amp_dtype is not None else ''
-        print(f'=> training on {ctx.device}: {DTYPE_NAMES[amp_dtype]}{how}, '
-              f'{"channels-last" if args.channels_last else "default"} layout', flush=True)
 
     best_prec1 = 0.0
     if ckpt is not None:
@@ -389,6 +386,7 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
                              ctx.device, train=False)
     if args.evaluate:
         start_epoch = int(ckpt.get('epoch', 0)) if ckpt else args.start_epoch
+        compile_run(model, args, ctx, amp_dtype, needs_scaler, len(val_set), training=False)
         return evaluate_only(model, val_loader, start_epoch, args, ctx, log_dir, info, amp_dtype, per_process)
     net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == 'cuda' else None) \
         if ctx.distributed else model
@@ -399,6 +397,8 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
     if steps == 0:
         raise InputError(f'--batch-size {args.batch_size}: {len(train_set)} training videos make no full batch '
                          f'of {per_process} per process: lower --batch-size')
+    first_epoch = int(ckpt.get('epoch', 0)) if ckpt else args.start_epoch
+    compile_run(model, args, ctx, amp_dtype, needs_scaler, steps * max(args.epochs - first_epoch, 0), training=True)
 
     # everything is checked; from here on the run writes into its folder, which it holds alone
     lock = lock_run_folder(ckpt_dir, ctx)
@@ -411,6 +411,26 @@ def build_and_run(args: argparse.Namespace, ctx: DistContext, info, ckpt: dict |
     finally:
         if lock is not None:
             lock.release()
+
+
+def compile_run(model: torch.nn.Module, args: argparse.Namespace, ctx: DistContext, amp_dtype, needs_scaler: bool,
+                calls: int, training: bool) -> None:
+    """Compile ``model`` in place where --compile / --no_compile or the run's length (``calls``:
+    training steps, or validation clips with -e) say so, and print the run's precision line."""
+    if training:
+        compiled = resolve_compile(args.compile, calls, PAYS_AFTER['train'], 'training steps')
+    else:
+        compiled = resolve_compile(args.compile, calls, PAYS_AFTER['test'], 'validation clips')
+    if compiled.enabled:
+        (compile_for_training if training else compile_for_inference)(model)
+    if args.amp:
+        reason = '--amp' + (f' --amp_dtype {args.amp_dtype}' if args.amp_dtype != 'auto' else '') + \
+            ('; with a grad scaler' if needs_scaler else '')
+    else:
+        reason = "main.py's default, as released; --amp for mixed precision"
+    precision = RunPrecision(ctx.device, amp_dtype, needs_scaler, args.channels_last, reason)
+    if ctx.is_main:
+        print(f'{precision.describe()}, {compiled.describe()}; on {ctx.device}', flush=True)
 
 
 @dataclass

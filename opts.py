@@ -1,6 +1,6 @@
 """Command-line flags of main.py: the release's flags with their meaning and defaults, plus the
 switches the release could not turn off (--no_VAP, --partialbn) and this project's additions
-(--seed, --amp, --channels_last, --sync_bn, --input_size, --lmdb, --debug, ...)."""
+(--seed, --amp, --channels_last, --compile, --sync_bn, --input_size, --lmdb, --debug, ...)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ from ops.backbones import PRETRAIN_CHOICES
 from ops.data_setup import add_lmdb_flag, add_skip_bad_flag
 from ops.dataset_config import dataset_help
 from ops.engine.cli import add_debug_flag, new_parser
+from ops.engine.compile import PAYS_AFTER, add_compile_flags
 from ops.engine.precision import AMP_DTYPES
 from ops.modalities import DEFAULT_DATA_LENGTH, MODALITIES
 from ops.models import CONSENSUS_TYPES
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --amp: 'bf16', or 'fp16' with a grad scaler (on the CPU too), or 'auto' (bf16 "
                         'where the device supports it, else fp16)')
     g.add_argument('--channels_last', action='store_true', help='channels-last memory format')
+    add_compile_flags(g, f'on for a run of {PAYS_AFTER["train"]} training steps or more (-e: '
+                         f'{PAYS_AFTER["test"]} validation clips), where it pays, off for shorter ones; compiled '
+                         'dropout draws its own masks, the same ones for the same --seed, but not eager\'s')
     g.add_argument('--sync_bn', action='store_true', help='SyncBatchNorm across processes (torchrun)')
 
     g = p.add_argument_group('monitor and runtime')

@@ -9,7 +9,9 @@ One branch per checkpoint. Each branch's scores are averaged over its views (cro
 then the branches are averaged, weighted by --coeff. Two branches are reported as Full, three as
 En. Runs on CUDA when present (every GPU, or those of --gpus), else on the CPU, in fp32 by default:
 the released numbers, on any machine. --amp runs bf16 autocast and channels-last (about 1.5x faster
-where the CPU has AMX or AVX-512 BF16, logits within 1e-2 of fp32; ops/engine/precision.py).
+where the CPU has AMX or AVX-512 BF16, logits within 1e-2 of fp32; ops/engine/precision.py). A test of
+1000 clips or more compiles its models (torch.compile, inductor with freezing: seconds more at the
+start, faster on every batch; --compile / --no_compile decide instead; ops/engine/compile.py).
 
 A mistake in the input (a missing or unreadable checkpoint or list, a malformed list line, a
 checkpoint that does not fit, options that contradict each other) prints 'error: ...' and exits
@@ -35,6 +37,7 @@ from ops.dataset_config import dataset_help, read_categories
 from ops.engine.checkpoint import (DEFAULT_INPUT_SIZE, branch_options, build_pan, checkpoint_class_names,
                                   input_sources, read_checkpoint, trained_input_size)
 from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
+from ops.engine.compile import PAYS_AFTER, RunCompile, add_compile_flags, compile_for_inference, resolve_compile
 from ops.engine.distributed import pick_device
 from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
 from ops.engine.test_report import (class_accuracy, confusion, per_class_lines, relabelled_upper_bound,
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='replace unreadable frames by the nearest readable one (warns, counts)')
     add_precision_flags(p, auto=False)
     add_skip_bad_flag(p)
+    add_compile_flags(p, f'on for a test of {PAYS_AFTER["test"]} clips (videos x views) or more, where it pays, '
+                         'off for shorter ones and under DataParallel (several GPUs)')
     add_lmdb_flag(p)
     add_debug_flag(p)
     return p
@@ -230,6 +235,11 @@ def main(argv: list[str] | None = None) -> dict:
     precision = resolve_precision(args.amp, args.channels_last, device,
                                   fp32_default='default of test_models.py: the released numbers')
 
+    data_parallel = device.type == 'cuda' and torch.cuda.device_count() > 1 and (args.gpus is None or len(args.gpus) > 1)
+    if args.compile and data_parallel:
+        # DataParallel's replicas would share the compiled call of the model on the first GPU
+        raise InputError('--compile runs one model on one device: pass one GPU (--gpus N), or --no_compile')
+
     # Everything that can be wrong is checked before a single video is read.
     branches = []
     for path, n_seg in zip(weights, segments):
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
         branch.checkpoint = None
         views = views_of(args, branch.input_size)
         precision.apply(model.to(device).eval())
-        if device.type == 'cuda' and torch.cuda.device_count() > 1 and (args.gpus is None or len(args.gpus) > 1):
+        if data_parallel:
             model = torch.nn.DataParallel(model, device_ids=args.gpus)
         branch.model = model
         mean, std = model_stats(model)
@@ -267,9 +277,14 @@ def main(argv: list[str] | None = None) -> dict:
               f'{branch.num_segments} segments x {frames_per_segment(branch.modality, data_length)} '
               f'frames, head {"VAP" if branch.options["has_VAP"] else "TSN"}, {views.crop_size}x{views.crop_size} '
               f'crops; {sources})')
-    print(precision.describe(), flush=True)
     videos = [r.path for r in branches[0].dataset.video_list]
     total = len(videos) if args.max_num < 0 else min(args.max_num, len(videos))
+    compiled = RunCompile(False, 'DataParallel over several GPUs') if data_parallel else \
+        resolve_compile(args.compile, total * views.num_views, PAYS_AFTER['test'], 'test clips')
+    if compiled.enabled:
+        for branch in branches:
+            compile_for_inference(branch.model)
+    print(f'{precision.describe()}, {compiled.describe()}', flush=True)
     subset = list(range(total))
     loaders = [torch.utils.data.DataLoader(torch.utils.data.Subset(b.dataset, subset), batch_size=args.batch_size,
                                            shuffle=False, num_workers=args.workers,

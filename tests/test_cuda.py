@@ -44,23 +44,26 @@ def exact_fp32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-@pytest.mark.parametrize('flags, shown', [
-    ([], 'fp32, default layout'),
-    (['--channels_last'], 'fp32, channels-last layout'),
-    (['--amp'], 'bf16 autocast, default layout'),
-    (['--amp', '--channels_last'], 'bf16 autocast, channels-last layout'),
-    (['--amp', '--amp_dtype', 'fp16'], 'fp16 autocast with a grad scaler, default layout'),
-    (['--amp', '--amp_dtype', 'fp16', '--channels_last'], 'fp16 autocast with a grad scaler, channels-last layout'),
-    (['--compile'], 'fp32, default layout'),
-    (['--compile', '--amp', '--channels_last'], 'bf16 autocast, channels-last layout'),
-    (['--gpu_decode', '--amp'], 'bf16 autocast, default layout'),
+@pytest.mark.parametrize('flags, dtype, layout', [
+    ([], 'fp32', 'default'),
+    (['--channels_last'], 'fp32', 'channels_last'),
+    (['--amp'], 'bf16', 'default'),
+    (['--amp', '--channels_last'], 'bf16', 'channels_last'),
+    (['--amp', '--amp_dtype', 'fp16'], 'fp16', 'default'),
+    (['--amp', '--amp_dtype', 'fp16', '--channels_last'], 'fp16', 'channels_last'),
+    (['--compile'], 'fp32', 'default'),
+    (['--compile', '--amp', '--channels_last'], 'bf16', 'channels_last'),
+    (['--gpu_decode', '--amp'], 'bf16', 'default'),
 ], ids=['fp32', 'fp32-cl', 'bf16', 'bf16-cl', 'fp16', 'fp16-cl', 'compile', 'compile-bf16-cl', 'gpu_decode'])
-def test_main_trains_an_epoch_on_cuda(tmp_path, synthetic_root, capsys, flags, shown):
+def test_main_trains_an_epoch_on_cuda(tmp_path, synthetic_root, capsys, flags, dtype, layout):
     out = _train(tmp_path, synthetic_root, 'Lite', *flags, capsys=capsys)
-    assert f'=> training on cuda:0: {shown}' in out
+    line = next(x for x in out.splitlines() if x.startswith('=> precision'))
+    assert line.startswith(f'=> precision {dtype} ') and f'layout {layout},' in line and line.endswith('on cuda:0')
+    assert ('with a grad scaler' in line) == (dtype == 'fp16')
+    assert ('compile on' in line) == ('--compile' in flags)
     losses = [float(v) for v in re.findall(r'\tLoss (\S+) \(', out)]
     assert losses and all(np.isfinite(losses))
-    assert 'Testing Results' in out
+    assert 'Testing Results' in out and 'waiting for data took' in out
     ckpt = torch.load(next((tmp_path / 'checkpoint').glob('*/ckpt.pth.tar')), map_location='cpu',
                       weights_only=False)
     assert not any('_orig_mod' in k for k in ckpt['state_dict'])

@@ -57,12 +57,31 @@ def test_benchmark_train_runs(repo_root):
     assert '2 per training step, 1 per inference pass' in out
     assert re.search(r'\(AMX (yes|no), AVX-512 BF16 (yes|no)\), 1 threads', out)
     assert re.search(r"the tools' default here precision (fp32|bf16) ", out)
+    assert 'limit: torch.matmul of 1024x1024 matrices' in out
     rows = [ln.split() for ln in out.splitlines() if ln.startswith('mobilenetv2')]
-    # fp32, fp32 + channels-last, bf16, bf16 + channels-last, side by side
-    assert [(r[2], r[3]) for r in rows] == [('fp32', 'default'), ('fp32', 'channels_last'), ('bf16', 'default'),
-                                            ('bf16', 'channels_last')]
-    assert rows[0][5] == rows[0][7] == '1.00x'
+    # fp32, fp32 + channels-last, bf16, bf16 + channels-last, side by side, eager (no --compile)
+    assert [(r[2], r[3], r[4]) for r in rows] == [('fp32', 'default', 'off'), ('fp32', 'channels_last', 'off'),
+                                                  ('bf16', 'default', 'off'), ('bf16', 'channels_last', 'off')]
+    assert rows[0][6] == rows[0][10] == '1.00x'
     for row in rows:
-        train, infer, peak = float(row[4]), float(row[6]), float(row[8])
-        assert train > 0 and infer > 0 and peak > 0
+        train, infer, limit, peak = float(row[5]), float(row[9]), float(row[13]), float(row[14])
+        assert train > 0 and infer > 0 and limit > 0 and peak > 0
+        # GFLOP/s = counted FLOPs x clips/s, and its share of the row's limit
+        for rate, gflops, share in ((train, row[7], row[8]), (infer, row[11], row[12])):
+            assert float(gflops) > 0 and abs(float(share.rstrip('%')) - 100 * float(gflops) / limit) <= 1
 
+
+
+def test_benchmark_online_says_how_close_to_the_limit(capsys):
+    from tools import benchmark_online
+    rows = benchmark_online.main(['--arch', 'mobilenetv2', '--size', '32', '--segments', '2', '--steps', '1',
+                                  '--warmup', '0', '--no_onnx', '--no_amp'])
+    out = capsys.readouterr().out
+    assert 'limit: torch.matmul of 1024x1024 matrices' in out
+    assert [(r['causal'], r['compiled'], r['precision']) for r in rows] == [(False, False, 'fp32'),
+                                                                             (True, False, 'fp32')]
+    for r in rows:
+        assert r['limit'] > 0 and r['gflops'] > 0
+        line = next(ln for ln in out.splitlines()
+                    if ln.startswith('mobilenetv2') and ('causal' if r['causal'] else 'bidirectional') in ln)
+        assert f"{r['gflops']:.1f}" in line and f"{r['gflops'] / r['limit']:.0%}" in line

@@ -13,13 +13,18 @@ in the default layout and channels-last (``--amp`` / ``--no_amp``, ``--channels_
 ``--no_channels_last`` keep one side), with each row's largest difference from the loop
 formulation in fp32, relative to the largest PA value. Runs on the CPU, and also on the GPU when
 CUDA is present; the header names the processor and whether it has AMX / AVX-512 BF16.
+
+How close to the limit: each PA row also gives its GFLOP/s (the convolution's FLOPs, counted as
+tools/count_flops.py counts them; the norm adds none) and its share of the machine's limit, the
+matrix-product rate in the row's precision sampled between the row's timed calls on the same
+threads (tools/_machine_limit.py). PA is a thin convolution and a norm over many pixels: it moves
+memory more than it multiplies, so its share is small by nature; the flows have no such count.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import time
-from typing import Callable
 
 import numpy as np
 import torch
@@ -29,6 +34,8 @@ from ops.engine.cli import new_parser
 from ops.engine.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
 from ops.modalities import DEFAULT_DATA_LENGTH
 from ops.PAN_modules import PA
+from tools._machine_limit import LimitProbe, limit_note, timed_with_limit
+from tools.count_flops import count_gmacs
 
 
 def loop_pa(frames: torch.Tensor, conv: torch.nn.Conv2d, n_length: int) -> torch.Tensor:
@@ -41,21 +48,6 @@ def loop_pa(frames: torch.Tensor, conv: torch.nn.Conv2d, n_length: int) -> torch
         d = F.pairwise_distance(feats[:, i].transpose(1, 2), feats[:, i + 1].transpose(1, 2)).unsqueeze(1)
         maps = d if maps is None else torch.cat((maps, d), 1)
     return maps.view(-1, n_length - 1, h, w)
-
-
-def time_per_call(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median seconds per call after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def random_clips(clips: int, segments: int, n_length: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -106,7 +98,7 @@ def bench_pa(frames: torch.Tensor, n_length: int, repeats: int, device: torch.de
              settings: list[tuple[bool, bool]]) -> dict:
     """fps of the loop formulation (fp32) and of this PA in each (autocast, channels-last) of
     ``settings``, with the same weights and input; each row's max difference from the loop's
-    output relative to its largest value."""
+    output relative to its largest value, its GFLOP/s and the limit of its precision."""
     module = PA(n_length).to(device).eval()
     with torch.no_grad():
         module.shallow_conv.weight.normal_(0, 0.05)
@@ -116,20 +108,26 @@ def bench_pa(frames: torch.Tensor, n_length: int, repeats: int, device: torch.de
     rows = []
     with torch.no_grad():
         ref = loop_pa(x, module.shallow_conv, n_length)
-        t_loop = time_per_call(lambda: loop_pa(x, module.shallow_conv, n_length), repeats, device)
+        gmacs = count_gmacs(lambda: module(x))
+        probe = LimitProbe('fp32', device)
+        t_loop = timed_with_limit(lambda: loop_pa(x, module.shallow_conv, n_length), repeats, 1, device, probe)
+        loop = {'fps': n / t_loop, 'gflops': 2 * count_gmacs(lambda: loop_pa(x, module.shallow_conv, n_length)) / t_loop,
+                'limit': probe.gflops}
         for amp, channels_last in settings:
             precision = resolve_precision(amp, channels_last, device)
             pa = precision.apply(copy.deepcopy(module))
             xs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+            probe = LimitProbe(precision.name, device)
 
             def call(pa=pa, xs=xs, precision=precision):
                 with precision.autocast():
                     return pa(xs)
             diff = (call().float() - ref).abs().max().item()
+            seconds = timed_with_limit(call, repeats, 1, device, probe)
             rows.append({'precision': precision.name, 'layout': precision.layout,
-                         'fps': n / time_per_call(call, repeats, device), 'max_diff': diff,
-                         'rel_diff': diff / ref.abs().max().item()})
-    return {'loop_fps': n / t_loop, 'rows': rows}
+                         'fps': n / seconds, 'max_diff': diff, 'rel_diff': diff / ref.abs().max().item(),
+                         'gflops': 2 * gmacs / seconds, 'limit': probe.gflops})
+    return {'loop_fps': loop['fps'], 'loop': loop, 'rows': rows}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,19 +150,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f'{frames.size(0)} frames of {args.size}x{args.size} ({args.clips} clips x {args.segments} segments x '
           f'{args.n_length} frames); torch {torch.__version__}; {read_cpu_info().summary()}, '
           f'{torch.get_num_threads()} CPU threads')
+    print(limit_note(torch.device('cpu')))
     devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
     settings = precision_grid(args.amp, args.channels_last)
-    rows = []  # (method, precision, layout, frames/s, max diff from the loop relative to its max)
+    rows = []  # (method, precision, layout, frames/s, max diff from the loop relative to its max, GFLOP/s, limit)
     pa_fps = {}  # device name -> frames/s of this PA's first row
     for device in devices:
         name = torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'
         r = bench_pa(frames, args.n_length, args.repeats, device, settings)
         for row in r['rows']:
             rows.append((f'PA, this project ({name})', row['precision'], row['layout'], row['fps'],
-                         f"{row['rel_diff']:.1e}"))
+                         f"{row['rel_diff']:.1e}", row['gflops'], row['limit']))
             print(f"[{name}] {row['precision']} {row['layout']}: max |PA - loop formulation| = "
                   f"{row['max_diff']:.2e} ({row['rel_diff']:.1e} of the largest PA value)")
-        rows.append((f'PA, release loop formulation ({name})', 'fp32', 'default', r['loop_fps'], ''))
+        rows.append((f'PA, release loop formulation ({name})', 'fp32', 'default', r['loop_fps'], '',
+                     r['loop']['gflops'], r['loop']['limit']))
         pa_fps[name] = r['rows'][0]['fps']
         print(f'[{name}] speed-up of PA ({r["rows"][0]["precision"]}, {r["rows"][0]["layout"]}) over the loop '
               f'formulation: {pa_fps[name] / r["loop_fps"]:.2f}x')
@@ -178,11 +178,13 @@ def main(argv: list[str] | None = None) -> None:
                       ' pip install -r requirements-flow.txt)')
                 continue
             flows[method] = fps
-            rows.append((label, 'fp32', '-', fps, ''))
+            rows.append((label, 'fp32', '-', fps, '', None, None))
     width = max(len(r[0]) for r in rows) + 2
-    print(f"\n{'method':<{width}}{'precision':<11}{'layout':<15}{'frames/s':>10}{'rel. diff':>11}")
-    for label, prec, layout, fps, diff in rows:
-        print(f'{label:<{width}}{prec:<11}{layout:<15}{fps:>10.1f}{diff:>11}')
+    print(f"\n{'method':<{width}}{'precision':<11}{'layout':<15}{'frames/s':>10}{'rel. diff':>11}{'GFLOP/s':>9}"
+          f"{'%limit':>8}{'limit GFLOP/s':>14}")
+    for label, prec, layout, fps, diff, gflops, limit in rows:
+        rate = f'{gflops:>9.1f}{gflops / limit:>8.1%}{limit:>14.0f}' if gflops is not None else f"{'-':>9}{'-':>8}{'-':>14}"
+        print(f'{label:<{width}}{prec:<11}{layout:<15}{fps:>10.1f}{diff:>11}{rate}')
     loop_cpu = next(r[3] for r in rows if r[0] == 'PA, release loop formulation (CPU)')
     print(f"\nPA (CPU) vs loop formulation (CPU): {pa_fps['CPU'] / loop_cpu:.2f}x")
     for method, fps in flows.items():

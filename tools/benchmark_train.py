@@ -3,6 +3,7 @@
     python tools/benchmark_train.py [--arch resnet50 mobilenetv2] [--size 224] [--batch 4] [--infer_batch 1]
                                     [--segments 8] [--iters 5] [--device cpu|cuda]
                                     [--amp | --no_amp] [--channels_last | --no_channels_last]
+                                    [--compile] [--no_train] [--profile]
 
 Training is one SGD step over the release's optimizer groups (forward, cross-entropy, backward,
 step); inference is a forward pass under ``torch.no_grad`` in eval mode. Inputs are random
@@ -15,6 +16,16 @@ fp32 default-layout row of the same model, and the header the processor and whet
 AVX-512 BF16 (ops/engine/precision.py). Peak memory of training is the GPU allocator's peak on CUDA, and on
 the CPU the process's peak resident memory above what it held before the model was built (weights,
 activations, gradients, optimizer).
+
+How close to the limit: each row also gives the model's GFLOP/s (FLOPs of tools/count_flops.py: a
+training step's forward and backward, an inference pass) and its share of the machine's limit,
+the matrix-product rate in the row's precision measured between the row's own timed calls on the
+same threads (tools/_machine_limit.py), so that both see the same load. ``--compile`` adds, after
+each row, the same configuration under ``torch.compile`` (ops/engine/compile.py: the training
+step's model compiled for training, then the inference model with freezing), with the seconds its
+first calls took (compilation included) and its speed-up over the eager row. ``--profile`` prints
+after each row where its inference time goes, by part of PAN and by operator (torch.profiler,
+tools/_op_profile.py; compiled rows then name their kernels, which costs them a little speed).
 """
 from __future__ import annotations
 
@@ -23,14 +34,20 @@ import multiprocessing
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from ops.engine.cli import new_parser
+from ops.engine.compile import add_compile_flags, compile_for_inference, compile_for_training
 from ops.engine.optim import build_optimizer
-from ops.engine.precision import add_precision_flags, precision_grid, read_cpu_info, resolve_precision
+from ops.engine.precision import add_precision_flags, precision_grid, resolve_precision
 from ops.models import PAN
+from tools._machine_limit import LimitProbe, limit_note, machine_name, timed_with_limit
+from tools._op_profile import format_profile, kernel_names, profile_by_part
+from tools.count_flops import count_model
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -67,28 +84,35 @@ def peak_memory_mb(device: torch.device) -> float:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(fn, iters: int, warmup: int, device: torch.device) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
+def first_call_seconds(fn, device: torch.device) -> float:
+    """Seconds of one call of ``fn`` (the first: set-up and compilation included)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
 
 
 def bench_config(arch: str, modality: str, size: int, batch: int, infer_batch: int, segments: int,
-                 channels_last: bool, amp: bool, iters: int, warmup: int, device: torch.device) -> dict:
-    """Clips/s of a training step of ``batch`` clips and of inference on ``infer_batch`` clips, and
-    the peak memory of training."""
+                 channels_last: bool, amp: bool, iters: int, warmup: int, device: torch.device,
+                 compiled: bool = False, profiled: bool = False, train: bool = True) -> dict:
+    """Clips/s of a training step of ``batch`` clips (``train`` False: None) and of inference on
+    ``infer_batch`` clips, the peak memory of training, the limit of the row's precision sampled
+    between the timed calls, with ``compiled`` the seconds of the first training step and the first
+    inference pass, and with ``profiled`` where the inference time goes
+    (:func:`tools._op_profile.profile_by_part`)."""
+    with kernel_names() if profiled else nullcontext():
+        return _bench_config(arch, modality, size, batch, infer_batch, segments, channels_last, amp, iters, warmup,
+                             device, compiled, profiled, train)
+
+
+def _bench_config(arch, modality, size, batch, infer_batch, segments, channels_last, amp, iters, warmup, device,
+                  compiled, profiled, train) -> dict:
     torch.manual_seed(0)
+    if compiled:
+        torch._dynamo.reset()   # a fresh start for each configuration sharing this process
     idle = 0.0 if device.type == 'cuda' else resident_mb()
     precision = resolve_precision(amp, channels_last, device)
     model = precision.apply(PAN(174, segments, modality, base_model=arch, pretrain='scratch', is_shift=True,
@@ -98,6 +122,7 @@ def bench_config(arch: str, modality: str, size: int, batch: int, infer_batch: i
     target = torch.randint(0, 174, (batch,), device=device)
     train_clips = clips[:batch]
     scaler = torch.amp.GradScaler(device.type) if precision.needs_scaler else None
+    probe = LimitProbe(precision.name, device)
 
     def train_step():
         with precision.autocast():
@@ -115,14 +140,40 @@ def bench_config(arch: str, modality: str, size: int, batch: int, infer_batch: i
         with torch.no_grad(), precision.autocast():
             model(clips[:infer_batch])
 
-    reset_peak_memory(device)
-    model.train()
-    t_train = timed(train_step, iters, warmup, device)
-    peak = peak_memory_mb(device) - idle
+    first, rate, peak = {}, {}, None
+    if train:
+        reset_peak_memory(device)
+        model.train()
+        if compiled:
+            compile_for_training(model)
+            first['train'] = first_call_seconds(train_step, device)
+        rate['train'] = batch / timed_with_limit(train_step, iters, warmup, device, probe)
+        peak = peak_memory_mb(device) - idle
     model.eval()
-    t_infer = timed(infer, iters, warmup, device)
+    if compiled:
+        compile_for_inference(model)
+        first['infer'] = first_call_seconds(infer, device)
+    rate['infer'] = infer_batch / timed_with_limit(infer, iters, warmup, device, probe)
     return {'arch': arch, 'modality': modality, 'layout': precision.layout, 'precision': precision.name,
-            'train': batch / t_train, 'infer': infer_batch / t_infer, 'peak_mb': peak}
+            'compiled': compiled, 'train': rate.get('train'), 'infer': rate['infer'], 'peak_mb': peak,
+            'limit': probe.gflops, 'first_s': first, 'profile': profile_by_part(infer, iters) if profiled else None}
+
+
+@lru_cache(maxsize=None)
+def clip_gmacs(modality: str, arch: str, size: int, segments: int, training: bool) -> float:
+    """G multiply-adds of one clip's training step (forward and backward) or inference pass."""
+    return count_model(modality, arch, size, segments, 174, paper_pa=False, training=training)[0]
+
+
+def row_gflops(row: dict, size: int, segments: int) -> dict:
+    """The row's GFLOP/s in training and inference, from the counted FLOPs per clip, and their
+    shares of its limit."""
+    out = {}
+    for key, training in (('train', True), ('infer', False)):
+        if row[key] is not None:
+            rate = 2 * clip_gmacs(row['modality'], row['arch'], size, segments, training) * row[key]
+            out[key] = (rate, rate / row['limit'])
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
                         help='device to run on; the default is cuda where CUDA is present, else cpu')
     add_precision_flags(parser)
+    add_compile_flags(parser, 'off: eager rows only; --compile adds a compiled row after each eager one')
+    parser.add_argument('--no_train', action='store_true',
+                        help='time inference alone (the training columns show -)')
+    parser.add_argument('--profile', action='store_true',
+                        help='after each row, where its inference time goes, by part of PAN and by operator')
     return parser
 
 
@@ -151,36 +207,58 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if value < 1:
             parser.error(f'{flag} {value}: must be 1 or more')
     device = torch.device(args.device)
-    name = (torch.cuda.get_device_name(device) if device.type == 'cuda'
-            else f'{read_cpu_info().summary()}, {torch.get_num_threads()} threads')
-    print(f'{name}; torch {torch.__version__}; clips of {args.segments} segments at {args.size}x{args.size}, '
-          f'{args.batch} per training step, {infer_batch} per inference pass; median of {args.iters} steps')
+    print(f'{machine_name(device)}; torch {torch.__version__}; clips of {args.segments} segments at '
+          f'{args.size}x{args.size}, {args.batch} per training step, {infer_batch} per inference pass; median of '
+          f'{args.iters} steps')
     print(f"the tools' default here {resolve_precision(None, None, device).describe()[3:]}")
+    print(limit_note(device) + '; compile s: the first training step and inference pass, compilation included')
     rows = []
-    header = (f"{'arch':<12}{'model':<6}{'precision':<10}{'layout':<15}{'train clips/s':>14}{'x fp32':>8}"
-              f"{'infer clips/s':>15}{'x fp32':>8}{'peak MB':>10}")
+    header = (f"{'arch':<12}{'model':<6}{'precision':<10}{'layout':<15}{'compile':<8}{'train clips/s':>14}"
+              f"{'x fp32':>8}{'GFLOP/s':>9}{'%limit':>7}{'infer clips/s':>15}{'x fp32':>8}{'GFLOP/s':>9}"
+              f"{'%limit':>7}{'limit GFLOP/s':>14}{'peak MB':>9}{'x eager':>13}{'compile s':>11}")
     print(header)
     print('-' * len(header))
+    variants = [False, True] if args.compile else [False]
     for arch in args.arch:
         for modality in args.modalities:
-            base = None  # the fp32 default-layout row of this model, when it is run
+            base = None  # the fp32 default-layout eager row of this model, when it is run
             for amp, channels_last in precision_grid(args.amp, args.channels_last):
-                config = (arch, modality, args.size, args.batch, infer_batch, args.segments, channels_last, amp,
-                          args.iters, args.warmup, device)
-                if device.type == 'cpu':
-                    # a fresh process per configuration: the CPU allocator keeps what earlier
-                    # configurations freed, which would hide this one's peak
-                    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-                        r = pool.submit(bench_config, *config).result()
-                else:
-                    r = bench_config(*config)
-                rows.append(r)
-                base = base or (r if not amp and not channels_last else None)
-                ratio = {k: f"{r[k] / base[k]:.2f}x" if base else '-' for k in ('train', 'infer')}
-                print(f"{r['arch']:<12}{r['modality']:<6}{r['precision']:<10}{r['layout']:<15}"
-                      f"{r['train']:>14.2f}{ratio['train']:>8}{r['infer']:>15.2f}{ratio['infer']:>8}"
-                      f"{r['peak_mb']:>10.0f}", flush=True)
+                eager = None
+                for compiled in variants:
+                    config = (arch, modality, args.size, args.batch, infer_batch, args.segments, channels_last, amp,
+                              args.iters, args.warmup, device, compiled, args.profile, not args.no_train)
+                    if device.type == 'cpu':
+                        # a fresh process per configuration: the CPU allocator keeps what earlier
+                        # configurations freed, which would hide this one's peak
+                        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+                            r = pool.submit(bench_config, *config).result()
+                    else:
+                        r = bench_config(*config)
+                    r['gflops'] = row_gflops(r, args.size, args.segments)
+                    rows.append(r)
+                    base = base or (r if not amp and not channels_last and not compiled else None)
+                    eager = eager or r
+                    print(format_train_row(r, base, eager), flush=True)
+                    if r['profile']:
+                        print(format_profile(r['profile']), flush=True)
     return rows
+
+
+def format_train_row(r: dict, base: dict | None, eager: dict) -> str:
+    """One row of the table: speeds against the fp32 default-layout eager row (``base``) and, for
+    a compiled row, against its eager row."""
+    keys = [k for k in ('train', 'infer') if r[k] is not None]
+    rate = {k: f'{r[k]:.2f}' if k in keys else '-' for k in ('train', 'infer')}
+    ratio = {k: f"{r[k] / base[k]:.2f}x" if base and k in keys else '-' for k in ('train', 'infer')}
+    gf = {k: f'{r["gflops"][k][0]:>9.1f}{r["gflops"][k][1]:>7.0%}' if k in keys else f"{'-':>9}{'-':>7}"
+          for k in ('train', 'infer')}
+    versus = '/'.join(f'{r[k] / eager[k]:.2f}' for k in keys) + 'x' if r['compiled'] else '-'
+    first = '/'.join(f"{r['first_s'][k]:.0f}" for k in keys) if r['compiled'] else '-'
+    peak = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else '-'
+    return (f"{r['arch']:<12}{r['modality']:<6}{r['precision']:<10}{r['layout']:<15}"
+            f"{'on' if r['compiled'] else 'off':<8}{rate['train']:>14}{ratio['train']:>8}{gf['train']}"
+            f"{rate['infer']:>15}{ratio['infer']:>8}{gf['infer']}{r['limit']:>14.0f}{peak:>9}"
+            f"{versus:>13}{first:>11}")
 
 
 if __name__ == '__main__':

@@ -6,7 +6,8 @@ meta device, so nothing is computed and even ResNet-101 counts in a second.
 
 Two PA columns: "paper" convolves every frame, as the paper defines PA (the figure it
 reports); "run here" is what this codebase executes, the conv of the frame differences (same
-output, one conv fewer per group).
+output, one conv fewer per group). The benchmarks take their FLOPs from here too (a training step's
+forward and backward, an online step), to say how close to the machine's limit they run.
 
     python tools/count_flops.py [--arch resnet50 resnet101] [--sizes 224 256] [--num_segments 8]
 """
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from ops.deploy.streaming import OnlinePAN
 from ops.engine.cli import new_parser
 from ops.models import PAN
 
@@ -28,19 +32,46 @@ PAPER = {  # G multiply-adds per view, 8 segments (paper / README tables)
 }
 
 
-def count_model(modality: str, arch: str, size: int, num_segments: int, num_class: int,
-                paper_pa: bool) -> tuple[float, int]:
-    """(G multiply-adds, parameter count) of one PAN branch on a single clip."""
+def count_gmacs(fn: Callable[[], object]) -> float:
+    """G multiply-adds of the convolutions and matrix products that ``fn()`` runs (FlopCounterMode's count / 2)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops() / 2e9
+
+
+def meta_pan(modality: str, arch: str, num_segments: int, num_class: int = 174, causal: bool = False) -> PAN:
+    """A PAN as the tools build it (shift, VAP), on the meta device: counted without computing."""
     with torch.device('meta'):
-        model = PAN(num_class, num_segments, modality, base_model=arch, pretrain='scratch', is_shift=True,
-                    has_VAP=True, dropout=0.5, print_spec=False).eval()
-        clip = torch.empty(1, num_segments * model.new_length * 3, size, size)
+        return PAN(num_class, num_segments, modality, base_model=arch, pretrain='scratch', is_shift=True,
+                   has_VAP=True, dropout=0.5, print_spec=False, causal_shift=causal)
+
+
+def count_model(modality: str, arch: str, size: int, num_segments: int, num_class: int,
+                paper_pa: bool, training: bool = False) -> tuple[float, int]:
+    """(G multiply-adds, parameter count) of one PAN branch on a single clip: inference, or with
+    ``training`` a training step's forward and backward (of the cross-entropy; the optimizer aside)."""
+    model = meta_pan(modality, arch, num_segments, num_class).train(training)
+    clip = torch.empty(1, num_segments * model.new_length * 3, size, size, device='meta')
     if modality != 'RGB':
         model.PA.conv_frames = paper_pa
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(clip)
-    return counter.get_total_flops() / 2e9, sum(p.numel() for p in model.parameters())
+    if training:
+        target = torch.zeros(1, dtype=torch.long, device='meta')
+        gmacs = count_gmacs(lambda: F.cross_entropy(model(clip), target).backward())
+    else:
+        with torch.no_grad():
+            gmacs = count_gmacs(lambda: model(clip))
+    return gmacs, sum(p.numel() for p in model.parameters())
+
+
+def count_online_step(modality: str, arch: str, size: int, num_segments: int, causal: bool) -> float:
+    """G multiply-adds of one ``OnlinePAN`` step once its window is full (batch 1): one segment
+    through the backbone when ``causal``, else the window of ``num_segments``."""
+    online = OnlinePAN(meta_pan(modality, arch, num_segments, causal=causal).eval())
+    segment = torch.empty(online.new_length * 3, size, size, device='meta')
+    for _ in range(num_segments - 1):
+        online.step(segment)
+    return count_gmacs(lambda: online.step(segment))
 
 
 def flops_table(archs: list[str], sizes: list[int], num_segments: int, num_class: int) -> list[dict]:

@@ -2,7 +2,7 @@
 
     python tools/demo.py --weights CHECKPOINT VIDEO_FILE_OR_FRAME_FOLDER
         [--categories category.txt] [--root_path DATA] [--num_segments N] [--input_size S] [--top 5] [--cpu]
-        [--amp | --no_amp] [--channels_last | --no_channels_last]
+        [--amp | --no_amp] [--channels_last | --no_channels_last] [--compile]
 
 The model (modality, backbone, shift, head, class count, segments) is rebuilt from the checkpoint
 alone: the options main.py stores in it, else the released file name
@@ -15,7 +15,9 @@ Class names come from ``--categories FILE``, else from the checkpoint (main.py s
 dataset's names in it), else from the ``category.txt`` of the checkpoint's dataset under the data
 root (``--root_path``, ``$PAN_DATA_ROOT``, ``./data``); without any, the classes are shown by index. Runs on CUDA when present, else on the CPU (``--cpu`` forces it); on
 the CPU in bf16 and channels-last where it has AMX or AVX-512 BF16, else in fp32 (ops/engine/precision.py;
-``--amp`` / ``--no_amp``, ``--channels_last`` / ``--no_channels_last`` override it).
+``--amp`` / ``--no_amp``, ``--channels_last`` / ``--no_channels_last`` override it). The model runs
+eagerly: compiling it (``--compile``, ops/engine/compile.py) takes longer than one video's forward
+pass saves; the forward time then includes the compilation.
 
 Output::
 
@@ -41,6 +43,7 @@ from ops.dataset_config import ENV_ROOT, get_dataset_info, read_categories
 from ops.engine.checkpoint import (DEFAULT_INPUT_SIZE, checkpoint_class_names, input_sources, load_pan_model,
                                   trained_input_size)
 from ops.engine.cli import new_parser
+from ops.engine.compile import PAYS_AFTER, add_compile_flags, compile_for_inference, resolve_compile
 from ops.engine.distributed import pick_device
 from ops.engine.naming import parse_run_name
 from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--top', type=int, default=5, help='classes to print')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     add_precision_flags(p)
+    add_compile_flags(p, 'off: for one video compiling takes longer than it saves')
     return p
 
 
@@ -211,6 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
         classifier = load_classifier(args.weights, device, precision, num_segments=args.num_segments,
                                      input_size=args.input_size, categories=args.categories,
                                      root_path=args.root_path)
+        compiled = resolve_compile(args.compile, 1, PAYS_AFTER['test'], 'clip (one video)')
+        if compiled.enabled:
+            compile_for_inference(classifier.model)
     except (OSError, ValueError) as err:  # missing file, unreadable or mismatched checkpoint / categories
         exit_with_error(err)
     _sync(device)
@@ -227,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
           f'on {device}')
     print('=> ' + input_sources(classifier.checkpoint, {'segments': args.num_segments and '--num_segments',
                                              'size': args.input_size and '--input_size'}))
-    print(precision.describe())
+    print(f'{precision.describe()}, {compiled.describe()}')
     size = classifier.input_size
     print(f'=> {args.video}: {len(scores.indices)} of {scores.source.num_frames} frames, '
           f'{size}x{size} crops; classes: {classifier.names_source}')

@@ -2,7 +2,7 @@
 
     python tools/online_demo.py --weights CHECKPOINT SOURCE [--stride K] [--out annotated.mp4]
         [--realtime] [--fps F] [--categories category.txt] [--top 3] [--num_segments N] [--input_size S] [--cpu]
-        [--amp | --no_amp] [--channels_last | --no_channels_last]
+        [--amp | --no_amp] [--channels_last | --no_channels_last] [--compile | --no_compile]
 
 SOURCE is a video file, a folder of frames, or a camera (``/dev/video0``, read through PyAV's
 v4l2 input). Frames are read one after another; every ``--stride`` frames the ``new_length``
@@ -25,11 +25,17 @@ mean of the segment's PA maps, over the model's crop; none for RGB) drawn on the
 (plays in browsers) at the source's exact frame rate, or MPEG-4 Part 2 where PyAV has no H.264
 encoder; it says which. A video that decodes fewer frames than its header claims is said so, and
 its length is the frames that decode.
+
+A long stream compiles its step (ops/engine/compile.py; the state stays outside the graph, so no
+step recompiles): a camera, or a file of 500 steps or more; a shorter file runs eagerly, since the
+compilation (tens of seconds on a CPU, at the second step) would cost more than it saves.
+``--compile`` / ``--no_compile`` decide instead.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -41,6 +47,7 @@ from ops.dataset_config import ENV_ROOT
 from ops.deploy.streaming import OnlinePAN
 from ops.engine.checkpoint import DEFAULT_INPUT_SIZE, input_sources, load_pan_model, trained_input_size
 from ops.engine.cli import add_debug_flag, new_parser, run_cli_main
+from ops.engine.compile import PAYS_AFTER, add_compile_flags, compile_for_inference, resolve_compile
 from ops.engine.distributed import pick_device
 from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
 from ops.errors import InputError
@@ -80,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--top', type=int, default=3, help='classes to print')
     p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     add_precision_flags(p)
+    add_compile_flags(p, f'on for a camera or a stream of {PAYS_AFTER["stream"]} steps or more, where it pays, '
+                         'off for shorter ones')
     add_debug_flag(p)
     return p
 
@@ -106,12 +115,13 @@ class SegmentResult:
 class SegmentClassifier:
     """A stream's classifier: each segment's ``new_length`` uint8 frames ``(H, W, 3)`` are cropped
     and normalised as validation does and stepped through an :class:`OnlinePAN` of ``model`` (its
-    own copy: one per stream); ``top`` classes of ``names`` are kept."""
+    own copy: one per stream); ``top`` classes of ``names`` are kept. ``compiler``: compiles the
+    streaming step (see :class:`OnlinePAN`)."""
 
     def __init__(self, model: PAN, names: list[str], input_size: int, precision: RunPrecision,
-                 device: torch.device, top: int) -> None:
+                 device: torch.device, top: int, compiler: Callable | None = None) -> None:
         self.model, self.names, self.precision, self.device, self.top = model, names, precision, device, top
-        self.online = OnlinePAN(model)
+        self.online = OnlinePAN(model, compiler=compiler)
         self.transform = build_val_transform(input_size, scale_size_for(input_size), model.input_mean,
                                              model.input_std, normalize=False)
 
@@ -143,6 +153,13 @@ def default_stride(num_frames: int | None, num_segments: int, new_length: int) -
     return CAMERA_STRIDE_SEGMENTS * new_length
 
 
+def stream_steps(num_frames: int | None, new_length: int, stride: int) -> int | None:
+    """Steps (segments) of a source of ``num_frames`` frames; None for a live source (no length)."""
+    if not num_frames:
+        return None
+    return (num_frames - new_length) // stride + 1 if num_frames >= new_length else 0
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     for flag, value in (('--stride', args.stride), ('--top', args.top), ('--num_segments', args.num_segments)):
@@ -166,9 +183,12 @@ def main(argv: list[str] | None = None) -> dict:
     precision.apply(model)
     size = args.input_size or trained_input_size(checkpoint)
     scale = scale_size_for(size)
-    classifier = SegmentClassifier(model, names, size, precision, device, args.top)
-    online = classifier.online
     stride = args.stride or default_stride(stream.num_frames, model.num_segments, model.new_length)
+    compiled = resolve_compile(args.compile, stream_steps(stream.num_frames, model.new_length, stride),
+                               PAYS_AFTER['stream'], 'steps')
+    classifier = SegmentClassifier(model, names, size, precision, device, args.top,
+                                   compiler=compile_for_inference if compiled.enabled else None)
+    online = classifier.online
     # exact (a Fraction) so --out keeps the source's rate: 30000/1001 stays 29.97
     frame_rate = Fraction(str(args.fps)) if args.fps else (stream.rate or Fraction(str(DEFAULT_FPS)))
     fps = float(frame_rate)
@@ -177,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
           f'{model.new_length} frames, {size}x{size}) from {args.weights} on {device}; {way}')
     print('=> ' + input_sources(checkpoint, {'segments': args.num_segments and '--num_segments',
                                              'size': args.input_size and '--input_size'}))
-    print(precision.describe())
+    print(f'{precision.describe()}, {compiled.describe()}')
     length = f'{stream.num_frames} frames' if stream.num_frames else 'live'
     # 30000/1001 is shown as such beside its 29.97; 25 or 29.97 given as such need no fraction
     exact = f' ({frame_rate.numerator}/{frame_rate.denominator})' if round(fps, 3) != fps else ''

@@ -4,6 +4,7 @@
     for segment in segments:           # each (new_length * 3, H, W), normalised as the model's input
         logits = online.step(segment)  # None until num_segments segments were seen, then (num_class,)
     online.reset()                     # a new stream
+    online = OnlinePAN(model, compiler=compile_for_inference)   # the step torch.compiled (ops.engine.compile)
 
 Two ways of stepping, chosen by the model:
 
@@ -21,11 +22,18 @@ Two ways of stepping, chosen by the model:
 
 :class:`CausalStep` is the causal step with its state explicit (inputs and outputs), which
 ``ops.deploy.onnx_export`` exports as the online ONNX model.
+
+``compiler`` (a function that compiles a module in place, e.g.
+``ops.engine.compile.compile_for_inference``): the causal step is compiled with its state kept
+outside the graph, as its inputs and outputs, so every step of every stream runs the one graph;
+the first step of a stream, which has no state yet, runs eagerly and makes the state's tensors.
+A bidirectional model compiles its backbone, which runs on a full window at every step.
 """
 from __future__ import annotations
 
 import copy
 from collections import deque
+from typing import Callable
 
 import torch
 from torch import nn
@@ -130,23 +138,44 @@ class CausalStep(nn.Module):
         return tuple(torch.zeros_like(t) for t in (window, *kept))
 
 
+class _OnlineStep(nn.Module):
+    """A causal step that also returns the segment's backbone input: ``(segment, window, *buffers)``
+    -> ``(inputs, logits, window, *buffers)``, shapes as :class:`CausalStep`'s, ``inputs``
+    ``(N, C, H, W)``; one module, so that the step compiles whole."""
+
+    def __init__(self, step: CausalStep) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(self, segment: torch.Tensor, window: torch.Tensor | None = None, *buffers: torch.Tensor):
+        inputs = self.step.pan.features(segment)   # depends on this segment alone
+        return (inputs, *self.step.advance(inputs, window, *buffers))
+
+
 class OnlinePAN:
     """A PAN (copied, eval mode) fed one segment at a time; see the module docstring.
 
     ``step(segment)``: ``segment`` ``(new_length * 3, H, W)``, laid out and normalised as that
     segment's slice of the model input; returns None until ``num_segments`` segments have been
     seen, then the logits ``(num_class,)`` over the last ``num_segments``. Run it under the
-    precision's autocast for bf16. ``causal`` says which way it steps.
+    precision's autocast for bf16. ``causal`` says which way it steps. ``compiler``: compiles a
+    module in place (None: eager); see the module docstring.
     """
 
-    def __init__(self, model: PAN) -> None:
+    def __init__(self, model: PAN, compiler: Callable[[nn.Module], nn.Module] | None = None) -> None:
         self.num_segments = model.num_segments
         self.new_length = model.new_length
         self.causal = is_causal(model)
+        self.compiled = compiler is not None
         if self.causal:
             self._step = CausalStep(model)
+            self._run = _OnlineStep(self._step)
+            if compiler is not None:
+                compiler(self._run)
         else:
             self._pan = copy.deepcopy(model).eval()
+            if compiler is not None:
+                compiler(self._pan.base_model)
         self.reset()
 
     def reset(self) -> None:
@@ -171,16 +200,23 @@ class OnlinePAN:
     @torch.inference_mode()
     def step(self, segment: torch.Tensor) -> torch.Tensor | None:
         self._check(segment)
-        pan = self._step.pan if self.causal else self._pan
-        inputs = pan.features(segment[None])   # (1, C, H, W): depends on this segment alone
-        self.backbone_input = inputs[0]
         logits = None
         if self.causal:
-            logits, *state = self._step.advance(inputs, *self._state)
+            # A stream's first step has no state: eager (``forward`` bypasses a compiled call), so
+            # that the compiled graph only ever sees the state's tensors and never recompiles.
+            run = self._run if self._state else self._run.forward
+            inputs, logits, *state = run(segment[None], *self._state)
+            if self.compiled:
+                # The graph is guarded on its inputs' strides, and an eager step leaves views
+                # (the shifted channels of a layer's input) where the graph leaves fresh tensors:
+                # the state goes back in one layout whichever made it, so no step recompiles.
+                state = [t.clone(memory_format=torch.contiguous_format) for t in state]
             self._state = tuple(state)
         else:
+            inputs = self._pan.features(segment[None])   # (1, C, H, W): depends on this segment alone
             self._inputs.append(inputs)
             if len(self._inputs) == self.num_segments:
-                logits = pan.consensus(pan.base_model(torch.cat(tuple(self._inputs))))
+                logits = self._pan.consensus(self._pan.base_model(torch.cat(tuple(self._inputs))))
+        self.backbone_input = inputs[0]
         self.seen += 1
         return logits[0] if self.seen >= self.num_segments else None

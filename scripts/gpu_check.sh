@@ -53,10 +53,17 @@ if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
     exit 0
 fi
 
+# the whole check stays within GPU_CHECK_BUDGET seconds (9 minutes): a step gets at most what is left
+BUDGET="${GPU_CHECK_BUDGET:-540}"
 passed=0; failed=0; results=()
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT_DIR/NAME.txt, count it
     local name="$1" limit="$2"; shift 2
-    local start=$SECONDS
+    local start=$SECONDS left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 20 ]; then
+        failed=$((failed + 1)); results+=("FAIL $name (not run: ${left}s of the ${BUDGET}s budget left)")
+        echo "=> $name: not run, the budget is spent"; return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "=> $name (at most ${limit}s): $*"
     timeout --signal=INT --kill-after=15 "$limit" "$@" > "$OUT_DIR/$name.txt" 2>&1
     local rc=$?
@@ -92,13 +99,13 @@ for decode in cpu gpu; do
 done
 
 # 4. PA against the loop formulation and RAFT on the GPU (and the CPU's TV-L1 row)
-step pa 90 "$PY" tools/benchmark_pa.py --raft --flow_pairs 4
+step pa 120 "$PY" tools/benchmark_pa.py --raft --flow_pairs 4 --repeats 3 --device cpu cuda
 
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
     "$PY" -c "import torch, torchvision; print(f'torch {torch.__version__} (CUDA {torch.version.cuda}), torchvision {torchvision.__version__}')"
     grep -h 'waiting for data took' "$OUT_DIR"/data_wait_*.txt 2>/dev/null | sed 's/^/data: /'
     printf '%s\n' "${results[@]}"
-    echo "gpu_check: $passed passed, $failed failed (logs in $OUT_DIR)"
+    echo "gpu_check: $passed passed, $failed failed in ${SECONDS}s (logs in $OUT_DIR)"
 } | tee "$OUT_DIR/summary.txt"
 [ "$failed" -eq 0 ]

@@ -1,8 +1,11 @@
 """--gpu_decode without a GPU: everything but nvJPEG runs here. Loader workers ship JPEG bytes with
 the crop and flip the CPU pipeline would draw; the device side decodes (libjpeg-turbo on the CPU
 here, nvJPEG on a GPU: tests/test_cuda.py), crops, resizes and flips, within 2 grey levels of the
-CPU pipeline's clips."""
+CPU pipeline's clips; and scripts/gpu_check.sh without CUDA checks what it would run."""
+import os
 import random
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_in_process
+from conftest import ROOT, run_in_process
 from ops.dataset import PANDataSet
 from ops.transforms import build_train_transform
 from ops.transforms.deferred import DeferredClip, EncodedBatch, EncodedClip, collate_encoded, decode_clips
@@ -114,3 +117,12 @@ def test_main_trains_with_gpu_decode_and_logs_the_wait(tmp_path, synthetic_root,
     assert code == 0, err[-3000:]
     assert 'of the step)' in out and 'waiting for data took' in out
     assert 'Testing Results' in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='with CUDA the script runs the whole GPU check')
+def test_gpu_check_without_cuda_checks_what_it_would_run(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != 'OUT'}
+    done = subprocess.run(['bash', 'scripts/gpu_check.sh', str(tmp_path / 'out')], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=dict(env, PY=sys.executable))
+    assert done.returncode == 0, done.stderr
+    assert 'no CUDA: nothing run' in done.stdout

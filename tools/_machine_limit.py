@@ -21,17 +21,13 @@ from typing import Callable
 import torch
 
 from ops.engine.precision import read_cpu_info
+from tools._timing import call_seconds, sync
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # Square matrices large enough for the GEMM library's peak on the device, small enough that a
 # sample between two timed calls costs little (on the CPU ~10 ms at 200 GFLOP/s).
 MATMUL_SIZE = {'cpu': 1024, 'cuda': 8192}
 PRODUCTS_PER_SAMPLE = 3
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 class LimitProbe:
@@ -49,7 +45,7 @@ class LimitProbe:
                             for _ in range(2))
         self.samples: list[float] = []
         torch.matmul(self._a, self._b)   # the library's first call sets itself up
-        _sync(self.device)
+        sync(self.device)
 
     def sample(self) -> float:
         """GFLOP/s of the best of a few products now; recorded."""
@@ -57,7 +53,7 @@ class LimitProbe:
         for _ in range(PRODUCTS_PER_SAMPLE):
             start = time.perf_counter()
             torch.matmul(self._a, self._b)
-            _sync(self.device)
+            sync(self.device)
             best = min(best, time.perf_counter() - start)
         rate = 2 * self.size ** 3 / best / 1e9
         self.samples.append(rate)
@@ -83,11 +79,7 @@ def timed_with_limit(fn: Callable[[], object], iters: int, warmup: int, device: 
         fn()
     times = []
     for _ in range(iters):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(call_seconds(fn, device))
         if probe is not None:
             probe.sample()
     return statistics.median(times)

@@ -1,8 +1,8 @@
 """How fast is PA? Frames per second of this project's PA module, of the release's loop
 formulation, and of OpenCV's Farneback and TV-L1 optical flow, on the same 224x224 frames.
 
-    python tools/benchmark_pa.py [--clips 4] [--segments 8] [--size 224] [--repeats 5]
-                                 [--amp | --no_amp] [--channels_last | --no_channels_last]
+    python tools/benchmark_pa.py [--clips 4] [--segments 8] [--size 224] [--repeats 5] [--device cpu cuda]
+                                 [--amp | --no_amp] [--channels_last | --no_channels_last] [--raft]
 
 The loop formulation is the released PA's algorithm (convolve every frame, then one
 PairwiseDistance-style reduction per adjacent frame pair in a Python loop, concatenated), with
@@ -12,7 +12,14 @@ with a note otherwise. This project's PA runs in fp32 and under autocast (bf16 o
 in the default layout and channels-last (``--amp`` / ``--no_amp``, ``--channels_last`` /
 ``--no_channels_last`` keep one side), with each row's largest difference from the loop
 formulation in fp32, relative to the largest PA value. Runs on the CPU, and also on the GPU when
-CUDA is present; the header names the processor and whether it has AMX / AVX-512 BF16.
+CUDA is present (``--device`` picks); the header names the processor and whether it has AMX /
+AVX-512 BF16.
+
+``--raft`` adds torchvision's RAFT (``raft_small``, ``raft_large``; random weights, since only
+the speed is compared; 12 flow updates, its default) on each device, in fp32 and under the rows'
+autocast, on ``--flow_pairs`` pairs of the same frames in one batch: the learned optical flow that
+two-stream models use today, where the paper compared with TV-L1. RAFT needs frames of at least
+128 pixels. Flow rows count frame pairs (one flow field each), PA rows input frames.
 
 How close to the limit: each PA row also gives its GFLOP/s (the convolution's FLOPs, counted as
 tools/count_flops.py counts them; the norm adds none) and its share of the machine's limit, the
@@ -94,6 +101,32 @@ def bench_flow(grey: list[np.ndarray], pairs: int, method: str) -> float | None:
     return pairs / (time.perf_counter() - start)
 
 
+def bench_raft(frames: torch.Tensor, pairs: int, repeats: int, device: torch.device,
+               settings: list[tuple[bool, bool]]) -> list[dict]:
+    """Frame pairs per second of torchvision's RAFT small and large (random weights) on ``pairs``
+    adjacent frame pairs of ``frames`` (N, 3, H, W), batched, in each precision of ``settings``."""
+    from torchvision.models.optical_flow import raft_large, raft_small
+    pairs = min(pairs, frames.size(0) - 1)
+    # RAFT takes images in [-1, 1]; the frames are normalised like the model's input
+    images = ((frames * 0.225 + 0.45).clamp(0, 1) * 2 - 1).to(device)
+    first, second = images[:pairs], images[1:pairs + 1]
+    precisions = {resolve_precision(amp, False, device).name: amp for amp, _ in settings}
+    rows = []
+    for name, build in (('small', raft_small), ('large', raft_large)):
+        torch.manual_seed(0)
+        model = build(weights=None).to(device).eval()
+        for precision_name, amp in precisions.items():
+            precision = resolve_precision(amp, False, device)
+            probe = LimitProbe(precision.name, device)
+
+            def call(model=model, precision=precision):
+                with torch.no_grad(), precision.autocast():
+                    return model(first, second)
+            seconds = timed_with_limit(call, repeats, 1, device, probe)
+            rows.append({'model': name, 'precision': precision.name, 'fps': pairs / seconds})
+    return rows
+
+
 def bench_pa(frames: torch.Tensor, n_length: int, repeats: int, device: torch.device,
              settings: list[tuple[bool, bool]]) -> dict:
     """fps of the loop formulation (fp32) and of this PA in each (autocast, channels-last) of
@@ -139,22 +172,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--repeats', type=int, default=5, help='timed calls per figure (the median is reported)')
     parser.add_argument('--flow_pairs', type=int, default=8, help='frame pairs timed for each optical flow')
     parser.add_argument('--no_flow', action='store_true', help='skip the optical-flow baselines')
+    parser.add_argument('--raft', action='store_true',
+                        help="add torchvision's RAFT small and large (random weights: speed only) on each device")
+    parser.add_argument('--device', nargs='+', choices=['cpu', 'cuda'],
+                        default=['cpu'] + (['cuda'] if torch.cuda.is_available() else []),
+                        help='devices to time PA (and RAFT) on; the default is cpu, and cuda where CUDA is present')
     add_precision_flags(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if 'cuda' in args.device and not torch.cuda.is_available():
+        parser.error('--device cuda: CUDA is not available here')
+    if args.raft and args.size < 128:
+        parser.error(f'--raft: RAFT needs frames of at least 128 pixels, --size is {args.size}')
 
     frames = random_clips(args.clips, args.segments, args.n_length, args.size)
     print(f'{frames.size(0)} frames of {args.size}x{args.size} ({args.clips} clips x {args.segments} segments x '
           f'{args.n_length} frames); torch {torch.__version__}; {read_cpu_info().summary()}, '
           f'{torch.get_num_threads()} CPU threads')
     print(limit_note(torch.device('cpu')))
-    devices = [torch.device('cpu')] + ([torch.device('cuda')] if torch.cuda.is_available() else [])
+    devices = [torch.device(d) for d in dict.fromkeys(args.device)]
     settings = precision_grid(args.amp, args.channels_last)
     rows = []  # (method, precision, layout, frames/s, max diff from the loop relative to its max, GFLOP/s, limit)
     pa_fps = {}  # device name -> frames/s of this PA's first row
+    flows = {}  # flow method -> frame pairs/s
     for device in devices:
         name = torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'
         r = bench_pa(frames, args.n_length, args.repeats, device, settings)
@@ -168,7 +212,11 @@ def main(argv: list[str] | None = None) -> None:
         pa_fps[name] = r['rows'][0]['fps']
         print(f'[{name}] speed-up of PA ({r["rows"][0]["precision"]}, {r["rows"][0]["layout"]}) over the loop '
               f'formulation: {pa_fps[name] / r["loop_fps"]:.2f}x')
-    flows = {}
+        if args.raft:
+            for row in bench_raft(frames, args.flow_pairs, args.repeats, device, settings):
+                label = f"RAFT {row['model']} flow, random weights ({name})"
+                rows.append((label, row['precision'], '-', row['fps'], '', None, None))
+                flows[f"RAFT {row['model']} ({name}, {row['precision']})"] = row['fps']
     if not args.no_flow:
         grey = to_gray_uint8(frames)
         for method, label in (('farneback', 'Farneback flow (OpenCV, CPU)'), ('tvl1', 'TV-L1 flow (OpenCV, CPU)')):
@@ -185,14 +233,15 @@ def main(argv: list[str] | None = None) -> None:
     for label, prec, layout, fps, diff, gflops, limit in rows:
         rate = f'{gflops:>9.1f}{gflops / limit:>8.1%}{limit:>14.0f}' if gflops is not None else f"{'-':>9}{'-':>8}{'-':>14}"
         print(f'{label:<{width}}{prec:<11}{layout:<15}{fps:>10.1f}{diff:>11}{rate}')
-    loop_cpu = next(r[3] for r in rows if r[0] == 'PA, release loop formulation (CPU)')
-    print(f"\nPA (CPU) vs loop formulation (CPU): {pa_fps['CPU'] / loop_cpu:.2f}x")
-    for method, fps in flows.items():
-        print(f"PA (CPU) vs {method} (CPU): {pa_fps['CPU'] / fps:.0f}x")
-    for name, fps_gpu in pa_fps.items():
-        if name != 'CPU':
-            for method, fps in flows.items():
-                print(f'PA (GPU) vs {method} (CPU): {fps_gpu / fps:.0f}x')
+    print()
+    for name, fps_pa in pa_fps.items():
+        loop = next(r[3] for r in rows if r[0] == f'PA, release loop formulation ({name})')
+        print(f'PA ({name}) vs loop formulation ({name}): {fps_pa / loop:.2f}x')
+        for method, fps in flows.items():
+            if method.startswith('RAFT') and f'({name},' not in method:
+                continue  # RAFT against PA on the same device only
+            where = '' if method.startswith('RAFT') else ' (CPU)'
+            print(f'PA ({name}) vs {method}{where}: {fps_pa / fps:.0f}x')
 
 
 if __name__ == '__main__':

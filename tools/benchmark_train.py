@@ -3,7 +3,7 @@
     python tools/benchmark_train.py [--arch resnet50 mobilenetv2] [--size 224] [--batch 4] [--infer_batch 1]
                                     [--segments 8] [--iters 5] [--device cpu|cuda]
                                     [--amp | --no_amp] [--channels_last | --no_channels_last]
-                                    [--compile] [--no_train] [--profile]
+                                    [--compile] [--no_train] [--profile] [--release_dir DIR]
 
 Training is one SGD step over the release's optimizer groups (forward, cross-entropy, backward,
 step); inference is a forward pass under ``torch.no_grad`` in eval mode. Inputs are random
@@ -26,13 +26,25 @@ step's model compiled for training, then the inference model with freezing), wit
 first calls took (compilation included) and its speed-up over the eager row. ``--profile`` prints
 after each row where its inference time goes, by part of PAN and by operator (torch.profiler,
 tools/_op_profile.py; compiled rows then name their kernels, which costs them a little speed).
+
+The release as the baseline: ``--release_dir DIR`` takes a checkout of zhang-can/PAN-PyTorch that
+you provide (``git clone https://github.com/zhang-can/PAN-PyTorch``; nothing of it is part of this
+project) and adds, before each model's rows, a row whose layout column reads ``release code``: the released model code training
+the same clips in fp32 (what it runs), in a child process inside the checkout
+(tools/_release_baseline.py, which corrects the released PA's distance at run time as README "The
+PA correction" describes). Every row of that model then ends with its training speed-up over the
+release (``x release``). A configuration that does not fit in GPU memory prints ``out of memory``
+and the run goes on.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import os
 import resource
-import time
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from functools import lru_cache
@@ -47,6 +59,7 @@ from ops.engine.precision import add_precision_flags, precision_grid, resolve_pr
 from ops.models import PAN
 from tools._machine_limit import LimitProbe, limit_note, machine_name, timed_with_limit
 from tools._op_profile import format_profile, kernel_names, profile_by_part
+from tools._timing import call_seconds
 from tools.count_flops import count_model
 
 
@@ -82,17 +95,6 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
     peak = _proc_status_mb('VmHWM')
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def first_call_seconds(fn, device: torch.device) -> float:
-    """Seconds of one call of ``fn`` (the first: set-up and compilation included)."""
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def bench_config(arch: str, modality: str, size: int, batch: int, infer_batch: int, segments: int,
@@ -146,17 +148,51 @@ def _bench_config(arch, modality, size, batch, infer_batch, segments, channels_l
         model.train()
         if compiled:
             compile_for_training(model)
-            first['train'] = first_call_seconds(train_step, device)
+            first['train'] = call_seconds(train_step, device)  # compilation included
         rate['train'] = batch / timed_with_limit(train_step, iters, warmup, device, probe)
         peak = peak_memory_mb(device) - idle
     model.eval()
     if compiled:
         compile_for_inference(model)
-        first['infer'] = first_call_seconds(infer, device)
+        first['infer'] = call_seconds(infer, device)
     rate['infer'] = infer_batch / timed_with_limit(infer, iters, warmup, device, probe)
     return {'arch': arch, 'modality': modality, 'layout': precision.layout, 'precision': precision.name,
             'compiled': compiled, 'train': rate.get('train'), 'infer': rate['infer'], 'peak_mb': peak,
             'limit': probe.gflops, 'first_s': first, 'profile': profile_by_part(infer, iters) if profiled else None}
+
+
+def release_row(release_dir: str, arch: str, modality: str, size: int, batch: int, segments: int, iters: int,
+                warmup: int, device: torch.device) -> dict:
+    """The release's model code training ``batch`` clips in fp32, timed in a child process run inside
+    the checkout (tools/_release_baseline.py), as a row of the table; its limit is the fp32
+    matrix-product rate sampled here just before and after."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), '_release_baseline.py')
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    probe = LimitProbe('fp32', device)
+    probe.sample()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()  # leave the child the memory this process cached
+    cmd = [sys.executable, script, os.path.abspath(release_dir), '--modality', modality, '--arch', arch,
+           '--batch', str(batch), '--segments', str(segments), '--size', str(size), '--iters', str(iters),
+           '--warmup', str(warmup), '--device', str(device)]
+    done = subprocess.run(cmd, cwd=release_dir, env=env, capture_output=True, text=True)
+    probe.sample()
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or not lines[-1].startswith('{'):
+        raise SystemExit(f'error: the release baseline failed in {release_dir} (status {done.returncode}):\n'
+                         + '\n'.join((done.stdout + done.stderr).strip().splitlines()[-15:]))
+    result = json.loads(lines[-1])
+    return {'arch': arch, 'modality': modality, 'layout': 'default', 'precision': 'fp32', 'compiled': False,
+            'release': True, 'oom': result.get('oom', False), 'train': result.get('train'), 'infer': None,
+            'peak_mb': result.get('peak_mb'), 'limit': probe.gflops, 'first_s': {}, 'profile': None}
+
+
+def check_release_dir(path: str) -> str | None:
+    """Why ``path`` is not a checkout of the release (None where it is one)."""
+    for name in ('ops/models.py', 'ops/PAN_modules.py', 'ops/temporal_shift.py'):
+        if not os.path.isfile(os.path.join(path, name)):
+            return f'{os.path.join(path, name)} is missing: --release_dir takes a checkout of zhang-can/PAN-PyTorch'
+    return None
 
 
 @lru_cache(maxsize=None)
@@ -170,7 +206,7 @@ def row_gflops(row: dict, size: int, segments: int) -> dict:
     shares of its limit."""
     out = {}
     for key, training in (('train', True), ('infer', False)):
-        if row[key] is not None:
+        if row.get(key) is not None:
             rate = 2 * clip_gmacs(row['modality'], row['arch'], size, segments, training) * row[key]
             out[key] = (rate, rate / row['limit'])
     return out
@@ -196,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='time inference alone (the training columns show -)')
     parser.add_argument('--profile', action='store_true',
                         help='after each row, where its inference time goes, by part of PAN and by operator')
+    parser.add_argument('--release_dir', default=None,
+                        help="a checkout of zhang-can/PAN-PyTorch: adds the released model code's fp32 training "
+                             'as the baseline row of each model')
     return parser
 
 
@@ -206,6 +245,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for flag, value in (('--batch', args.batch), ('--infer_batch', infer_batch), ('--iters', args.iters)):
         if value < 1:
             parser.error(f'{flag} {value}: must be 1 or more')
+    if args.release_dir and check_release_dir(args.release_dir):
+        parser.error(check_release_dir(args.release_dir))
+    if args.release_dir and args.no_train:
+        parser.error('--release_dir times training: it does not go with --no_train')
     device = torch.device(args.device)
     print(f'{machine_name(device)}; torch {torch.__version__}; clips of {args.segments} segments at '
           f'{args.size}x{args.size}, {args.batch} per training step, {infer_batch} per inference pass; median of '
@@ -215,38 +258,68 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     header = (f"{'arch':<12}{'model':<6}{'precision':<10}{'layout':<15}{'compile':<8}{'train clips/s':>14}"
               f"{'x fp32':>8}{'GFLOP/s':>9}{'%limit':>7}{'infer clips/s':>15}{'x fp32':>8}{'GFLOP/s':>9}"
-              f"{'%limit':>7}{'limit GFLOP/s':>14}{'peak MB':>9}{'x eager':>13}{'compile s':>11}")
+              f"{'%limit':>7}{'limit GFLOP/s':>14}{'peak MB':>9}{'x eager':>13}{'compile s':>11}"
+              + (f"{'x release':>11}" if args.release_dir else ''))
     print(header)
     print('-' * len(header))
     variants = [False, True] if args.compile else [False]
     for arch in args.arch:
         for modality in args.modalities:
             base = None  # the fp32 default-layout eager row of this model, when it is run
+            release = None
+            if args.release_dir:
+                release = release_row(args.release_dir, arch, modality, args.size, args.batch, args.segments,
+                                      args.iters, args.warmup, device)
+                release['gflops'] = row_gflops(release, args.size, args.segments)
+                rows.append(release)
+                print(format_train_row(release, None, release, release), flush=True)
             for amp, channels_last in precision_grid(args.amp, args.channels_last):
                 eager = None
                 for compiled in variants:
                     config = (arch, modality, args.size, args.batch, infer_batch, args.segments, channels_last, amp,
                               args.iters, args.warmup, device, compiled, args.profile, not args.no_train)
-                    if device.type == 'cpu':
-                        # a fresh process per configuration: the CPU allocator keeps what earlier
-                        # configurations freed, which would hide this one's peak
-                        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-                            r = pool.submit(bench_config, *config).result()
-                    else:
-                        r = bench_config(*config)
+                    r = run_config(config, device)
                     r['gflops'] = row_gflops(r, args.size, args.segments)
                     rows.append(r)
+                    if r['oom']:
+                        print(format_train_row(r, None, r, None), flush=True)
+                        continue
                     base = base or (r if not amp and not channels_last and not compiled else None)
                     eager = eager or r
-                    print(format_train_row(r, base, eager), flush=True)
+                    print(format_train_row(r, base, eager, release), flush=True)
                     if r['profile']:
                         print(format_profile(r['profile']), flush=True)
     return rows
 
 
-def format_train_row(r: dict, base: dict | None, eager: dict) -> str:
-    """One row of the table: speeds against the fp32 default-layout eager row (``base``) and, for
-    a compiled row, against its eager row."""
+def run_config(config: tuple, device: torch.device) -> dict:
+    """One configuration's row (:func:`bench_config`), or an ``oom`` row where it does not fit in
+    GPU memory."""
+    if device.type == 'cpu':
+        # a fresh process per configuration: the CPU allocator keeps what earlier
+        # configurations freed, which would hide this one's peak
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+            return {'oom': False, **pool.submit(bench_config, *config).result()}
+    try:
+        return {'oom': False, **bench_config(*config)}
+    except torch.cuda.OutOfMemoryError:
+        arch, modality, *_, channels_last, amp = config[:8]
+        precision = resolve_precision(amp, channels_last, device)
+        return {'oom': True, 'arch': arch, 'modality': modality, 'layout': precision.layout,
+                'precision': precision.name, 'compiled': config[11], 'train': None, 'infer': None}
+    finally:
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+
+def format_train_row(r: dict, base: dict | None, eager: dict, release: dict | None = None) -> str:
+    """One row of the table: speeds against the fp32 default-layout eager row (``base``), for a
+    compiled row against its eager row, and in training against the release's row (``release``,
+    when --release_dir gave one; its own row reads ``release code`` in the layout column)."""
+    label = f"{r['arch']:<12}{r['modality']:<6}"
+    if r.get('oom'):
+        compiled = 'on' if r['compiled'] else 'off'
+        return f"{label}{r['precision']:<10}{r['layout']:<15}{compiled:<8}  out of memory"
     keys = [k for k in ('train', 'infer') if r[k] is not None]
     rate = {k: f'{r[k]:.2f}' if k in keys else '-' for k in ('train', 'infer')}
     ratio = {k: f"{r[k] / base[k]:.2f}x" if base and k in keys else '-' for k in ('train', 'infer')}
@@ -255,10 +328,15 @@ def format_train_row(r: dict, base: dict | None, eager: dict) -> str:
     versus = '/'.join(f'{r[k] / eager[k]:.2f}' for k in keys) + 'x' if r['compiled'] else '-'
     first = '/'.join(f"{r['first_s'][k]:.0f}" for k in keys) if r['compiled'] else '-'
     peak = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else '-'
-    return (f"{r['arch']:<12}{r['modality']:<6}{r['precision']:<10}{r['layout']:<15}"
+    versus_release = ''
+    if release is not None:
+        usable = not release.get('oom') and r['train'] is not None and not r.get('release')
+        versus_release = f"{r['train'] / release['train']:>10.2f}x" if usable else f"{'-':>11}"
+    layout = 'release code' if r.get('release') else r['layout']
+    return (f"{label}{r['precision']:<10}{layout:<15}"
             f"{'on' if r['compiled'] else 'off':<8}{rate['train']:>14}{ratio['train']:>8}{gf['train']}"
             f"{rate['infer']:>15}{ratio['infer']:>8}{gf['infer']}{r['limit']:>14.0f}{peak:>9}"
-            f"{versus:>13}{first:>11}")
+            f"{versus:>13}{first:>11}{versus_release}")
 
 
 if __name__ == '__main__':

@@ -52,6 +52,7 @@ from ops.modalities import DEFAULT_DATA_LENGTH, frames_per_segment
 from ops.models import PAN
 from ops.transforms import build_val_transform
 from tools._prep_common import exit_with_error
+from tools._timing import sync
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,11 +126,6 @@ def find_class_names(categories: str | None, checkpoint: dict, weights: str, roo
     return names, str(path)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 @dataclass
 class Classifier:
     """A checkpoint ready to classify clips as validation samples and crops them: the model (eval
@@ -193,12 +189,12 @@ def classify_clip(classifier: Classifier, video: str) -> ClipScores:
     frames, indices, source = sample_clip(video, model.num_segments, classifier.new_length)
     crops = classifier.transform()(frames)
     inputs = to_model_input(crops[None], model.input_mean, model.input_std, device)
-    _sync(device)
+    sync(device)
     read = time.perf_counter()
     with torch.inference_mode(), classifier.precision.autocast():
         logits = model(inputs)
     probs = torch.softmax(logits.float(), dim=1)[0].cpu()
-    _sync(device)
+    sync(device)
     done = time.perf_counter()
     size = classifier.input_size
     return ClipScores(probs, inputs, crops.reshape(-1, 3, size, size), indices, source,
@@ -220,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
             compile_for_inference(classifier.model)
     except (OSError, ValueError) as err:  # missing file, unreadable or mismatched checkpoint / categories
         exit_with_error(err)
-    _sync(device)
+    sync(device)
     loaded = time.perf_counter()
     try:
         scores = classify_clip(classifier, args.video)

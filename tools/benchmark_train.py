@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='after each row, where its inference time goes, by part of PAN and by operator')
     parser.add_argument('--release_dir', default=None,
                         help="a checkout of zhang-can/PAN-PyTorch: adds the released model code's fp32 training "
-                             'as the baseline row of each model')
+                             'as the baseline row of each model (None: no baseline rows)')
     return parser
 
 

@@ -41,7 +41,7 @@ for d in release ../release; do
     [ -z "$RELEASE_DIR" ] && [ -f "$d/ops/models.py" ] && RELEASE_DIR="$d"
 done
 
-NEEDED=(tests/test_cuda.py tests/test_gpu_decode.py tools/benchmark_train.py tools/benchmark_pa.py
+NEEDED=(tests/test_cuda.py tests/test_gpu_decode.py tools/benchmark_train.py tools/benchmark_pa.py tools/benchmark_data.py
         tools/gen_synthetic.py main.py test_models.py)
 if ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     for f in "${NEEDED[@]}"; do
@@ -87,7 +87,8 @@ done
 step train_compiled 150 "$PY" tools/benchmark_train.py --device cuda --arch resnet50 --modalities Lite \
     --batch 32 --infer_batch 32 --iters 5 --warmup 2 --amp --channels_last --compile
 
-# 3. the data path: share of an --amp Lite step spent waiting for data, 16 workers, 340x256 JPEGs
+# 3. the data path: share of an --amp Lite step spent waiting for data, 16 workers, 340x256 JPEGs,
+#    with and without --gpu_decode; then the clips/s the workers deliver
 DATA="$OUT_DIR/data"
 step data_make 60 "$PY" tools/gen_synthetic.py --root_path "$DATA" --num_videos 384 --num_val 32 \
     --num_frames 36 --size 340x256
@@ -97,6 +98,10 @@ for decode in cpu gpu; do
         -b 32 -j 16 --epochs 1 --amp --channels_last --print-freq 4 --root_path "$DATA" \
         --root_log "$OUT_DIR/runs/log" --root_model "$OUT_DIR/runs/ckpt" --store_name "wait_$decode" "${flags[@]}"
 done
+
+# what 16 loader workers deliver: Lite training clips (8 x 4 frames) of 176x100 and 340x256 JPEGs
+step data_workers 90 "$PY" tools/benchmark_data.py --sizes 176x100 340x256 --workers 16 --pipelines train \
+    --stores folder --video_gops --repeats 1
 
 # 4. PA against the loop formulation and RAFT on the GPU (and the CPU's TV-L1 row)
 step pa 120 "$PY" tools/benchmark_pa.py --raft --flow_pairs 4 --repeats 3 --device cpu cuda

@@ -56,6 +56,7 @@ def test_files_that_do_not_open(tmp_path):
         assert found.frames is None and not found.readable
         assert found.problem.startswith(reasons) and name in found.problem, found.problem
         assert '[Errno' not in found.problem  # FFmpeg's reason, not its errno and the path again
+    assert 'empty file (0 bytes)' in check_clip(str(tmp_path / 'empty.webm'), 30).problem
 
 
 def test_a_checked_video_is_not_decoded_again_even_in_a_new_process(tmp_path, monkeypatch):

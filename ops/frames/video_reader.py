@@ -1,5 +1,5 @@
 """Random access to the frames of a video file with PyAV, so a list file may name videos
-(``.mp4``, ``.webm``, ``.avi``, ``.mkv``, ``.mov``, ``.m4v``) instead of extracted frame folders.
+(``.mp4``, ``.webm``, ``.avi``, ``.mkv``, ``.mov``, ``.m4v``, animated ``.gif``) instead of extracted frame folders.
 
 Frame-exact by construction. Frame ``i`` (0-based) of a video is, by definition, the ``i``-th frame
 that a plain sequential decode (``enumerate(container.decode(stream))``) outputs; that is also what
@@ -56,7 +56,7 @@ import numpy as np
 from ops.frames.video_index import (SeekPoint, VideoIndex, VideoKey, index_folder, load_index, packet_identity,
                                     store_index)
 
-VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v')
+VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v', '.gif')  # GIF: animated clips (TGIF)
 
 
 class VideoReadError(OSError):
@@ -97,6 +97,8 @@ def _reason(err: av.error.FFmpegError) -> str:
 def _open(path: str) -> av.container.InputContainer:
     if not os.path.isfile(path):
         raise VideoReadError(f'missing video: {path}')
+    if os.path.getsize(path) == 0:  # FFmpeg would only say "Invalid data found"
+        raise VideoReadError(f'cannot open video {path}: empty file (0 bytes), an interrupted copy or download?')
     try:
         container = av.open(path)
     except av.error.FFmpegError as e:

@@ -28,7 +28,8 @@ CLIPS = [('portrait phone.mp4', 8, (44, 78), 'libx264'), ('p110.MOV', 7, (110, 1
          ('landscape.mkv', 10, (196, 110), 'libx264'), ('wide.webm', 9, (78, 44), 'libvpx'),
          ('five.m4v', 5, (64, 48), 'libx264'), ('seven.AVI', 7, (48, 64), 'mpeg4'),
          ('two.mp4', 2, (44, 78), 'libx264'), ('one.avi', 1, (64, 48), 'mpeg4')]
-FOLDERS = [('frames portrait', 6, (44, 78)), ('frames 110', 5, (110, 196)), ('frames one', 1, (78, 44))]
+FOLDERS = [('frames portrait', 6, (44, 78)), ('frames 110', 5, (110, 196)), ('frames one', 1, (78, 44)),
+           ('frames 1x1', 3, (1, 1)), ('frames 3x90', 4, (3, 90))]  # test files of other projects are this small
 # short videos for the sampling test, small so that their clips are quick to compare
 SHORT = [('1.avi', 1, 'mpeg4'), ('2.mkv', 2, 'libx264'), ('5.webm', 5, 'libvpx'), ('7.MP4', 7, 'libx264'),
          ('5 frames', 5, None), ('1 frame', 1, None), ('7 frames', 7, None)]

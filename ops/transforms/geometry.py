@@ -36,12 +36,13 @@ def multiscale_crop_sizes(image_w: int, image_h: int, input_size: int | Sequence
     Crop sides are fractions of the short image side; a side within 3 pixels of the network input
     snaps to it, but never beyond the frame's side (the release snapped a 110-pixel side up to a
     112 input, a crop larger than the frame; its frames, extracted at a 256-pixel short side,
-    never met this, so every crop they can get is the release's); width and height scales may
+    never met this, so every crop they can get is the release's); a side is at least 1 pixel
+    (frames of 1 pixel exist: the release would crop nothing); width and height scales may
     differ by at most ``max_distort`` steps.
     """
     in_w, in_h = _pair_wh(input_size)
     base = min(image_w, image_h)
-    sides = [int(base * s) for s in scales]
+    sides = [max(int(base * s), 1) for s in scales]  # a frame of 1 pixel still has a crop of 1
     heights = [min(in_h, image_h) if abs(s - in_h) < 3 else s for s in sides]
     widths = [min(in_w, image_w) if abs(s - in_w) < 3 else s for s in sides]
     return [(w, h) for i, h in enumerate(heights) for j, w in enumerate(widths) if abs(i - j) <= max_distort]

@@ -172,3 +172,29 @@ def test_a_truncated_video_says_its_header_claims_more(files, tmp_path, capsys):
     assert decoded and 0 < int(decoded.group(1)) < 164
     assert f'its header claims 164 frames but {decoded.group(1)} decode' in out
     assert result['stride'] == round(int(decoded.group(1)) / T)  # spaced over what decodes
+
+
+def test_tiny_frames_are_enlarged_and_a_short_video_says_why_it_has_no_prediction(files, tmp_path, capsys):
+    out_file = tmp_path / 'dot.mp4'
+    writer = _annotated_video.AnnotatedVideoWriter(str(out_file), Fraction(25))
+    for i in range(3):  # 1x1 frames, as test clips of other projects have: no encoder takes that size
+        writer.write(torch.full((1, 1, 3), 60 * i, dtype=torch.uint8), ['1. a 0.50'], None, (0, 0, 1, 1))
+    writer.close()
+    with av.open(str(out_file)) as container:
+        written = [f.to_ndarray(format='rgb24') for f in container.decode(video=0)]
+    assert writer.factor == 32 and len(written) == 3 and written[0].shape == (32, 32, 3)
+    assert abs(int(written[2][-1, -1, 1]) - 120) <= 8   # a corner away from the label: the source pixel
+    short = tmp_path / 'three.mp4'
+    with av.open(str(short), 'w') as container:
+        stream = container.add_stream('mpeg4', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 40, 'yuv420p'
+        for i in range(3):
+            frame = np.full((40, 48, 3), 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    result = online_demo.main(['--weights', files[True][0], str(short), '--no_amp'])
+    assert result['predictions'] == []
+    assert (f'no prediction: 3 frames made 0 segment(s) of {L} frames, and a prediction needs {T}'
+            in capsys.readouterr().out)

@@ -6,7 +6,10 @@ The file is H.264 in yuv420p (what browsers play; 4:2:0 needs even sides, so the
 even numbers) in an MP4 whose index comes first (``faststart``: it plays while it downloads), at
 the source's exact frame rate (a Fraction: 30000/1001 stays 29.97). The encoder is the first
 :data:`ENCODERS` entry this PyAV build can open; where it has no H.264 encoder, MPEG-4 Part 2
-(plays in desktop players, not in browsers). ``encoder`` says which was used.
+(plays in desktop players, not in browsers). ``encoder`` says which was used. Frames whose short
+side is under :data:`MIN_SIDE` pixels are enlarged by a whole factor (nearest neighbour, so each
+source pixel stays a sharp block) until it is not: test clips of 1x1 pixels exist, and no encoder
+takes them.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ PA_OPACITY = 0.6  # of the strongest motion; still pixels stay as they are
 # (encoder, what it writes), first choice first: libx264, else Cisco's OpenH264, else MPEG-4 Part 2
 ENCODERS = (('libx264', 'H.264'), ('libopenh264', 'H.264'), ('mpeg4', 'MPEG-4 Part 2, not playable in browsers'))
 BIT_RATE = 2_000_000
+MIN_SIDE = 32  # pixels: every encoder above takes the size (1x1 test clips exist)
 
 
 def pick_encoder(width: int, height: int, rate: Fraction) -> tuple[str, str]:
@@ -52,7 +56,8 @@ class AnnotatedVideoWriter:
 
     ``write(frame, lines, pa, box)``: ``frame`` uint8 ``(H, W, 3)``; ``lines`` text drawn top left;
     ``pa`` a motion map ``(h, w)`` (any scale; None: no overlay) stretched over ``box``.
-    ``encoder`` / ``codec``: the encoder used and what it wrote (known after the first frame).
+    ``encoder`` / ``codec``: the encoder used and what it wrote, ``factor`` how many times each
+    frame was enlarged (all known after the first frame).
     """
 
     def __init__(self, path: str, rate: Fraction | float) -> None:
@@ -64,8 +69,12 @@ class AnnotatedVideoWriter:
         self.size: tuple[int, int] | None = None   # (width, height) written
         self.encoder: str | None = None
         self.codec: str | None = None
+        self.factor = 1
+
 
     def _open_stream(self, width: int, height: int) -> None:
+        self.factor = -(-MIN_SIDE // min(width, height)) if min(width, height) < MIN_SIDE else 1
+        width, height = width * self.factor, height * self.factor
         self.size = (width - width % 2, height - height % 2)
         self.encoder, self.codec = pick_encoder(*self.size, self.rate)
         self._stream = self._container.add_stream(self.encoder, rate=self.rate)
@@ -79,6 +88,9 @@ class AnnotatedVideoWriter:
         if self._stream is None:
             self._open_stream(width, height)
         image = Image.fromarray(frame.numpy())
+        if self.factor > 1:
+            image = image.resize((width * self.factor, height * self.factor), Image.NEAREST)
+            box = tuple(v * self.factor for v in box)
         if pa is not None:
             image = self._overlay(image, pa, box)
         draw = ImageDraw.Draw(image)

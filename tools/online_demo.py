@@ -257,10 +257,15 @@ def main(argv: list[str] | None = None) -> dict:
     if dropper:
         summary += f'; --realtime at {fps:g} fps dropped {dropper.dropped} frames'
     print(summary)
+    if not predictions and not stream.live:
+        print(f'=> no prediction: {stream.num_frames} frames made {steps} segment(s) of {model.new_length} frames, '
+              f'and a prediction needs {model.num_segments} (the model\'s window); tools/demo.py classifies '
+              'short videos, repeating frames as the release samples them')
     if writer:
         w, h = writer.size or (0, 0)
-        print(f'=> wrote {args.out}: {writer.frames_written} frames, {w}x{h}, {writer.codec} ({writer.encoder}) '
-              f'at {fps:g} fps{exact}')
+        enlarged = f' (each frame enlarged {writer.factor}x)' if writer.factor > 1 else ''
+        print(f'=> wrote {args.out}: {writer.frames_written} frames, {w}x{h}{enlarged}, {writer.codec} '
+              f'({writer.encoder}) at {fps:g} fps{exact}')
     return {'predictions': predictions, 'stride': stride, 'dropped': dropper.dropped if dropper else 0,
             'frames_written': writer.frames_written if writer else 0, 'causal': online.causal,
             'encoder': writer.encoder if writer else None, 'rate': frame_rate}

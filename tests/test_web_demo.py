@@ -68,6 +68,7 @@ def test_bad_files_and_limits_get_a_message_naming_the_file(files, service, tmp_
     folder = tmp_path
     (folder / 'notes.txt').write_text('not a video')
     (folder / 'text.mp4').write_text('not a video either')
+    (folder / 'empty.webm').write_bytes(b'')                       # an interrupted download
     frames = motion_frames('left', 30)
     whole = frames_to_video(frames, folder / 'whole.mkv').read_bytes()
     (folder / 'header only.mkv').write_bytes(whole[:600])          # a header, no decodable frame
@@ -76,11 +77,12 @@ def test_bad_files_and_limits_get_a_message_naming_the_file(files, service, tmp_
     (folder / 'cut.mp4').write_bytes(mp4[:len(mp4) // 2])          # mp4 keeps its index at the end
     cases = {'notes.txt': 'notes.txt is not a video file', 'text.mp4': 'text.mp4 is not a video that can be read',
              'header only.mkv': 'no video frames in header only.mkv',
-             'cut.mp4': 'cut.mp4 is not a video that can be read'}
+             'cut.mp4': 'cut.mp4 is not a video that can be read', 'empty.webm': r'empty.webm is empty \(0 bytes\)'}
     for name, message in cases.items():
         with pytest.raises(UploadError, match=message) as caught:
             service.classify_video(str(folder / name))
         assert str(folder) not in str(caught.value)                # the name the user knows, not a temp path
+        assert 'Errno' not in str(caught.value)                    # FFmpeg's reason, not its error number
     with pytest.raises(UploadError, match='header only.mkv'):
         service.annotate_video(str(folder / 'header only.mkv'))
     half = service.classify_video(str(folder / 'cut.mkv'))        # what decodes is used

@@ -105,6 +105,8 @@ def check_upload(path: str, limits: Limits, name: str | None = None) -> VideoFac
                           '(--max_upload_mb)')
     if not is_video_file(path):
         raise UploadError(f'{name} is not a video file: expected one of {", ".join(VIDEO_EXTENSIONS)}')
+    if megabytes == 0:
+        raise UploadError(f'{name} is empty (0 bytes): an interrupted copy or download?')
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -119,7 +121,9 @@ def check_upload(path: str, limits: Limits, name: str | None = None) -> VideoFac
                 seconds = None
             width, height = stream.codec_context.width, stream.codec_context.height
     except av.FFmpegError as err:
-        raise UploadError(_named(f'{name} is not a video that can be read: {err}', path, name)) from None
+        # FFmpeg's reason alone: its str() adds an errno and the temporary path
+        reason = err.strerror or err
+        raise UploadError(_named(f'{name} is not a video that can be read: {reason}', path, name)) from None
     if seconds is not None and seconds > limits.max_seconds:
         raise UploadError(f'{name}: {seconds:.1f} s of video is over the limit of {limits.max_seconds:g} s '
                           '(--max_seconds)')

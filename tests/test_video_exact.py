@@ -47,7 +47,7 @@ CASES = {
     'mpeg4-avi': ('v.avi', 'mpeg4', 50, 12, 2, {}, False),
     'mpeg4-mov': ('v.mov', 'mpeg4', 50, 12, 2, {}, False),
     'vp9-webm': ('v.webm', 'libvpx-vp9', 40, 10, None, {}, False),
-    'gif': ('v.GIF', 'gif', 30, 10, None, {}, False),  # animated GIF: palette frames, no seeking
+    'gif': ('v.gif', 'gif', 30, 10, None, {}, False),  # animated GIF: palette frames, no seeking
     'h264-vfr-mp4': ('v.mp4', 'libx264', 50, 10, None, x264(10), True),
 }
 WITH_B_FRAMES = {'h264-mp4', 'h264-mkv', 'h264-avi', 'h264-m4v', 'mpeg4-avi', 'mpeg4-mov', 'h264-vfr-mp4'}

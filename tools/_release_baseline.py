@@ -30,6 +30,7 @@ import os
 import resource
 import statistics
 import sys
+from typing import Callable
 
 import torch
 import torchvision
@@ -52,7 +53,7 @@ class ChannelPairwiseDistance(nn.Module):
         return torch.norm(x1 - x2 + self.eps, p=self.p, dim=1, keepdim=self.keepdim)
 
 
-def positional_pretrained(constructor):
+def positional_pretrained(constructor: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """torchvision's model constructor accepting the release's ``resnet50(False)``."""
     @functools.wraps(constructor)
     def build(pretrained=False, *args, **kwargs):
@@ -62,7 +63,7 @@ def positional_pretrained(constructor):
     return build
 
 
-def load_release(release_dir: str):
+def load_release(release_dir: str) -> type:
     """The release's PAN class, with its two run-time corrections."""
     # the checkout's ops package, registered under its own name; its modules import each other as
     # ``ops.<module>``, which then resolve inside the checkout
@@ -85,7 +86,7 @@ def load_release(release_dir: str):
 class _CorrectedNN:
     """``torch.nn`` as the release's PAN_modules sees it, with the corrected PairwiseDistance."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> object:
         return ChannelPairwiseDistance if name == 'PairwiseDistance' else getattr(nn, name)
 
 

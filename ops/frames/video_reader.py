@@ -1,5 +1,6 @@
 """Random access to the frames of a video file with PyAV, so a list file may name videos
-(``.mp4``, ``.webm``, ``.avi``, ``.mkv``, ``.mov``, ``.m4v``, animated ``.gif``) instead of extracted frame folders.
+(``.mp4``, ``.webm``, ``.avi``, ``.mkv``, ``.mov``, ``.m4v``, animated ``.gif``, and the older
+``.3gp``, ``.mpg``, ``.mpeg``, ``.ts``, ``.mts``, ``.m2ts``, ``.flv``, ``.wmv``) instead of extracted frame folders.
 
 Frame-exact by construction. Frame ``i`` (0-based) of a video is, by definition, the ``i``-th frame
 that a plain sequential decode (``enumerate(container.decode(stream))``) outputs; that is also what
@@ -56,7 +57,8 @@ import numpy as np
 from ops.frames.video_index import (SeekPoint, VideoIndex, VideoKey, index_folder, load_index, packet_identity,
                                     store_index)
 
-VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v', '.gif')  # GIF: animated clips (TGIF)
+VIDEO_EXTENSIONS = ('.mp4', '.webm', '.avi', '.mkv', '.mov', '.m4v', '.gif',  # GIF: animated clips (TGIF)
+                    '.3gp', '.mpg', '.mpeg', '.ts', '.mts', '.m2ts', '.flv', '.wmv')  # phones, camcorders, DVD, web
 
 
 class VideoReadError(OSError):

@@ -14,8 +14,9 @@ from PIL import Image
 from ops.frames import clip_check
 from ops.frames.clip_check import check_clip
 from ops.frames.lmdb_source import frame_key
-from ops.frames.video_reader import forget_indexes
-from test_video_reader import write_video
+from ops.frames.frame_stream import open_frame_stream
+from ops.frames.video_reader import VideoReader, forget_indexes
+from test_video_reader import frame_number, write_video
 
 FIXTURE = Path(__file__).resolve().parent / 'fixtures' / 'xvid_bframes.avi'
 CONTAINERS = [('mp4', 'libx264'), ('avi', 'mpeg4'), ('mkv', 'libx264'), ('webm', 'libvpx'), ('MOV', 'mpeg4'),
@@ -119,3 +120,33 @@ def test_check_clip_is_the_public_entry(tmp_path):
     shutil.copy(path, tmp_path / 'copy.mkv')
     assert clip_check.check_video(str(tmp_path / 'copy.mkv'), 5).ok
     assert np.isfinite(found.frames)
+
+
+def test_frames_after_a_damaged_stretch_are_kept(tmp_path):
+    """A packet the decoder refuses is passed over, as the ffmpeg command does, not the end of the
+    video: the frames after it count, read and stream (stopping there kept about half)."""
+    path = write_video(tmp_path / 'damaged.mp4', 60, 'libx264', gop=6, size=(64, 48))
+    with av.open(path) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(Path(path).read_bytes())
+    for pos, size in packets[20:23]:  # three packets in the middle become zeros
+        data[pos:pos + size] = bytes(size)
+    Path(path).write_bytes(bytes(data))
+    stopped = 0
+    with av.open(path) as container:  # what a decode that stops at the first error gives
+        try:
+            for _ in container.decode(video=0):
+                stopped += 1
+        except av.error.FFmpegError:
+            pass
+    found = check_clip(path)
+    assert stopped < found.frames < 60 and found.readable
+    assert found.header_frames == 60 and found.ok
+    assert f'the file decodes {found.frames} (its header claims 60)' in check_clip(path, 60).problem
+    reader = VideoReader(path)
+    last = reader.read([found.frames - 1])[found.frames - 1]
+    assert frame_number(last) == 59                      # the video's own last frame
+    every = reader.read_all()
+    assert len(every) == found.frames and frame_number(every[-1]) == 59
+    streamed = [f for _, f in open_frame_stream(path).frames()]
+    assert len(streamed) == found.frames and np.array_equal(streamed[-1].numpy(), last)

@@ -24,7 +24,7 @@ from ops.engine.cli import new_parser
 # dataset lives under the data root comes from the registry (ops/dataset_config.py), which the
 # loaders read too.
 from ops.dataset_config import ENV_ROOT as DATA_ROOT_ENV, DatasetLayout, data_root, dataset_layout  # noqa: F401
-from ops.frames.video_reader import VIDEO_EXTENSIONS
+from ops.frames.video_reader import VIDEO_EXTENSIONS, decoded_frames
 
 CATEGORY_FILE = 'category.txt'
 DIGITS_JPG = re.compile(r'^\d+\.jpg$')  # Something-Something frames: 00001.jpg / 000001.jpg
@@ -230,7 +230,7 @@ def extract_frames(job: ExtractJob) -> int:
             if not container.streams.video:
                 raise ValueError('no video stream')
             stream = container.streams.video[0]
-            for frame in container.decode(stream):
+            for frame in decoded_frames(container.demux(stream)):  # damaged packets passed over, as ffmpeg does
                 w, h = extraction_size(frame.width, frame.height, job.resize)
                 image = frame.to_image(width=w, height=h, interpolation='BICUBIC')
                 count += 1

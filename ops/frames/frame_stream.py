@@ -24,7 +24,8 @@ import torch
 from ops.errors import InputError
 from ops.frames.frame_source import header_note, scan_frame_folder
 from ops.frames.image_io import read_frame_uint8
-from ops.frames.video_reader import VIDEO_EXTENSIONS, VideoReadError, is_video_file, rgb_frame, video_index
+from ops.frames.video_reader import (VIDEO_EXTENSIONS, VideoReadError, decoded_frames, is_video_file, rgb_frame,
+                                     video_index)
 
 CAMERA_PREFIX = '/dev/video'
 
@@ -61,14 +62,17 @@ class FrameStream:
 
 def _decode(path: str, options: dict) -> Iterator[torch.Tensor]:
     decoded = 0
+    errors: list[av.FFmpegError] = []
     try:
         with av.open(path, **options) as container:
-            for frame in container.decode(video=0):
+            # the frames the random-access reader counts: damaged packets passed over, a cut ends them
+            for frame in decoded_frames(container.demux(container.streams.video[0]), errors):
                 decoded += 1
                 yield torch.from_numpy(rgb_frame(frame))
     except av.FFmpegError as err:
-        if not decoded:  # a damaged tail ends the stream where the frames stop (the note says so)
-            raise VideoReadError(f'cannot decode {path}: {err}') from err
+        errors.append(err)
+    if not decoded and errors:
+        raise VideoReadError(f'cannot decode {path}: {errors[0]}')
 
 
 def open_frame_stream(path: str) -> FrameStream:

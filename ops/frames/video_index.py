@@ -41,7 +41,7 @@ from ops.safe_files import write_atomically
 
 INDEX_ENV = 'PAN_VIDEO_INDEX'
 INDEX_OFF = 'off'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: frames after a damaged packet are counted (decoded_frames)
 
 
 class IndexStoreWarning(UserWarning):

@@ -3,8 +3,9 @@
 ``.3gp``, ``.mpg``, ``.mpeg``, ``.ts``, ``.mts``, ``.m2ts``, ``.flv``, ``.wmv``) instead of extracted frame folders.
 
 Frame-exact by construction. Frame ``i`` (0-based) of a video is, by definition, the ``i``-th frame
-that a plain sequential decode (``enumerate(container.decode(stream))``) outputs; that is also what
-the frame extractors in ``tools/`` write to disk. Container timestamps cannot define it: an XviD
+that a sequential decode outputs (:func:`decoded_frames`: every packet in order, passing over a
+packet the decoder refuses, a damaged part of the file, as FFmpeg's own tools do, and ending at a
+demuxing error, a cut file); that is also what the frame extractors in ``tools/`` write to disk. Container timestamps cannot define it: an XviD
 AVI with packed B-frames (UCF101, HMDB51) has packets that hold two frames and placeholder packets
 that hold none, and its decoded frames carry timestamps out of order (1, 2, 4, 3, ...); H.264 in
 AVI has the same disorder. So:
@@ -17,7 +18,7 @@ AVI has the same disorder. So:
   pts are trusted, otherwise the m-th keyframe packet with the m-th frame the decoder flags as a
   keyframe (keyframes are never reordered among themselves), if the two counts agree. Those pairs
   are the seek points. The frame count is the number of decoded frames, so it is right even where
-  packets and frames differ (a damaged tail counts the frames decoded before the error).
+  packets and frames differ (a damaged file counts the frames that decode around its damage).
 * **Read**: for each wanted frame (ascending) take the last seek point at or before it; if it lies
   beyond the frame being decoded, seek there and read which packet the demuxer resumes at: only a
   known keyframe packet at or before the wanted frame is accepted. Demuxers seek by pts (MKV), by
@@ -96,6 +97,32 @@ def _reason(err: av.error.FFmpegError) -> str:
     return err.strerror or str(err)
 
 
+def decoded_frames(packets: Iterable[av.Packet], errors: list[av.error.FFmpegError] | None = None
+                   ) -> Iterator[av.VideoFrame]:
+    """The frames of ``packets`` in decode order. A packet the decoder refuses (damaged data) is
+    passed over and decoding goes on with the next, as the ``ffmpeg`` command does: a video with a
+    damaged stretch keeps the frames after it (decord's damaged test clip: 49 of its 50 frames, where
+    stopping at the first error kept 28). A demuxing error (a file cut short) ends the frames.
+    ``errors`` collects what went wrong, in order."""
+    packets = iter(packets)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as err:
+            if errors is not None:
+                errors.append(err)
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as err:
+            if errors is not None:
+                errors.append(err)
+            continue
+        yield from frames
+
+
 def _open(path: str) -> av.container.InputContainer:
     if not os.path.isfile(path):
         raise VideoReadError(f'missing video: {path}')
@@ -162,22 +189,26 @@ def build_index(path: str) -> VideoIndex:
     frame_is_key: list[bool] = []
     key_packets: list[tuple[Hashable, int | None, int | None]] = []
     end_stamp: int | None = None
-    try:
-        # the same packets in the same order as container.decode(stream), which is demux + decode
-        for packet in container.demux(container.streams.video[0]):
+    errors: list[av.error.FFmpegError] = []
+
+    def noted(packets: Iterable[av.Packet]) -> Iterator[av.Packet]:
+        nonlocal end_stamp
+        for packet in packets:
             if packet.size and packet.is_keyframe:
                 key_packets.append((packet_identity(packet), packet.pts, packet.dts))
             end_stamp = max((t for t in (packet.pts, packet.dts, end_stamp) if t is not None), default=None)
-            for frame in packet.decode():
-                digests.append(frame_digest(frame))
-                frame_pts.append(frame.pts)
-                frame_is_key.append(bool(frame.key_frame))
-    except av.error.FFmpegError as e:
-        if not digests:  # a damaged tail still leaves the frames before it readable
-            raise VideoReadError(f'cannot read video {path}: {_reason(e)}') from None
+            yield packet
+
+    try:
+        for frame in decoded_frames(noted(container.demux(container.streams.video[0])), errors):
+            digests.append(frame_digest(frame))
+            frame_pts.append(frame.pts)
+            frame_is_key.append(bool(frame.key_frame))
     finally:
         container.close()
-    if not digests:
+    if not digests:  # damage around frames still leaves them readable; none at all is an error
+        if errors:
+            raise VideoReadError(f'cannot read video {path}: {_reason(errors[0])}')
         raise VideoReadError(f'no video frames in {path}')
     pts_trusted = all(p is not None for p in frame_pts) and all(
         b > a for a, b in pairwise(frame_pts))
@@ -302,15 +333,11 @@ class VideoReader:
         return {i: out[i] for i in wanted}
 
     def read_all(self) -> list[np.ndarray]:
-        """Every frame that decodes, in order, stopping at the first decoding error (used to
-        substitute frames of damaged videos)."""
-        frames: list[np.ndarray] = []
+        """Every frame that decodes, in order (:func:`decoded_frames`; used to substitute frames
+        of damaged videos)."""
         container = _open(self.path)
         try:
-            for frame in container.decode(container.streams.video[0]):
-                frames.append(rgb_frame(frame))
-        except av.error.FFmpegError:
-            pass
+            frames = [rgb_frame(frame) for frame in decoded_frames(container.demux(container.streams.video[0]))]
         finally:
             container.close()
         self.frames_decoded += len(frames)
@@ -328,7 +355,7 @@ class VideoReader:
     def _from_start(self, container: av.container.InputContainer) -> _Cursor:
         counter = iter(range(len(self)))
         # no seek yet: this is the sequential decode itself, so counting is the definition
-        return _Cursor(container.decode(container.streams.video[0]), lambda frame: next(counter, None),
+        return _Cursor(decoded_frames(container.demux(container.streams.video[0])), lambda frame: next(counter, None),
                        lambda pos, frame: None, None)
 
     def _seek(self, container: av.container.InputContainer, point: SeekPoint, target: int) -> _Cursor:
@@ -361,7 +388,7 @@ class VideoReader:
             if landing != best[0]:
                 raise _NeedSequential
         landing = best[0]
-        frames = chain(first.decode(), (f for p in packets for f in p.decode()))
+        frames = decoded_frames(chain((first,), packets))
         return _Cursor(frames, self._identifier(landing), self._check, point)
 
     def _identifier(self, landing: int) -> Callable[[av.VideoFrame], int | None]:
@@ -421,7 +448,7 @@ class VideoReader:
         out: dict[int, np.ndarray] = {}
         container = _open(self.path)
         try:
-            for i, frame in enumerate(container.decode(container.streams.video[0])):
+            for i, frame in enumerate(decoded_frames(container.demux(container.streams.video[0]))):
                 self.frames_decoded += 1
                 if i in want:
                     out[i] = rgb_frame(frame)

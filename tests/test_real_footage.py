@@ -3,6 +3,7 @@ landscape in one batch) and videos shorter than a clip's needs, from folders and
 through training, validation and every test view; and main.py / test_models.py on such a set."""
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from conftest import run_in_process
 import main as train_main
 import test_models
 from ops.dataset import PANDataSet
+from ops.frames.frame_source import VideoFrames, stack_clip
 from ops.modalities import frames_per_segment
 from ops.sampling import expand_indices, sample_train_indices, sample_val_indices
 from ops.transforms import build_train_transform, build_val_transform
@@ -156,3 +158,31 @@ def test_train_and_test_on_phone_clips(footage, synthetic_root, tmp_path, capsys
         '--save_scores', str(tmp_path / 'scores.npz'), '--test_crops', '3', '--full_res'], capsys)
     assert code == 0, err
     assert 'total 4/4' in out and 'Overall Prec@1' in out
+
+
+def test_a_video_whose_resolution_changes_reads_at_one_size(tmp_path):
+    """Two transport-stream pieces of 64x48 and 48x80 frames, spliced as a recorded adaptive stream
+    is: every frame reads, and a clip brings them to the size most of its frames have."""
+    parts = []
+    for k, (w, h) in enumerate([(64, 48), (48, 80)]):
+        part = tmp_path / f'part{k}.ts'
+        with av.open(str(part), 'w', format='mpegts') as container:
+            stream = container.add_stream('libx264', rate=25, options={'x264-params': 'keyint=3'})
+            stream.width, stream.height, stream.pix_fmt = w, h, 'yuv420p'
+            for i in range(6):
+                frame = np.full((h, w, 3), frame_colour(6 * k + i), np.uint8)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        parts.append(part.read_bytes())
+    path = tmp_path / 'spliced.ts'
+    path.write_bytes(b''.join(parts))
+    frames = VideoFrames(str(path)).read(range(1, 13))
+    assert len(frames) == 12 and {tuple(f.shape) for f in frames.values()} == {(48, 64, 3), (80, 48, 3)}
+    clip = stack_clip(frames, [1, 2, 7, 8, 9], str(path))            # 3 of 5 frames are 48x80
+    assert clip.shape == (5, 80, 48, 3) and torch.equal(clip[2], frames[7])
+    assert frame_number(clip[0].numpy()) == 0                         # resized, still frame 1's picture
+    data = PANDataSet('/', write_list(tmp_path / 'list.txt', [f'{path} 12 0']), 2, 4, 'Lite', TMPL,
+                      transform=build_val_transform(32, 36, MEAN, STD, normalize=False), random_shift=False)
+    assert data[0][0].shape == (2 * 4 * 3, 32, 32)

@@ -60,7 +60,11 @@ def test_upload_top5_pa_maps_and_annotated_video_are_the_tools(files, service, t
     online_demo.main([video, '--weights', str(files['causal']), '--out', str(reference), '--categories',
                       str(files['categories']), '--cpu', '--no_amp', '--no_channels_last'])
     ours, theirs = decoded_frames(annotated), decoded_frames(reference)
-    assert len(ours) == 24 and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+    # two H.264 encodings of the same frames: the encoder's threads may round a few pixels apart
+    # (it happened in some runs of the suite); a different label or overlay changes far more
+    assert len(ours) == len(theirs) == 24
+    for a, b in zip(ours, theirs):
+        assert (np.abs(a.astype(int) - b) > 8).mean() < 1e-3
     assert 'wrote' in capsys.readouterr().out
 
 

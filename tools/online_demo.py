@@ -51,6 +51,7 @@ from ops.engine.compile import PAYS_AFTER, add_compile_flags, compile_for_infere
 from ops.engine.distributed import pick_device
 from ops.engine.precision import RunPrecision, add_precision_flags, resolve_precision
 from ops.errors import InputError
+from ops.frames.frame_source import stack_clip
 from ops.frames.frame_stream import LateFrameDropper, open_frame_stream, segments
 from ops.models import PAN
 from ops.transforms import build_val_transform
@@ -128,8 +129,9 @@ class SegmentClassifier:
     def step(self, frames: list[torch.Tensor]) -> SegmentResult:
         began = time.perf_counter()
         model = self.model
-        segment = to_model_input(self.transform(torch.stack(frames))[None], model.input_mean, model.input_std,
-                                 self.device)[0]
+        # stack_clip: a stream whose resolution changes mid-segment is brought to one size
+        clip = stack_clip(dict(enumerate(frames)), range(len(frames)), 'a segment of the stream')
+        segment = to_model_input(self.transform(clip)[None], model.input_mean, model.input_std, self.device)[0]
         with self.precision.autocast():
             logits = self.online.step(segment)
         if self.device.type == 'cuda':

@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ops.errors import InputError
@@ -319,11 +321,23 @@ def open_frame_source(path: str, image_tmpl: str | None = None, num_frames: int 
 
 def stack_clip(frames: dict[int, torch.Tensor], indices: Sequence[int], where: str) -> torch.Tensor:
     """uint8 clip ``(F, H, W, 3)`` of ``frames[i]`` for each of ``indices`` in order (repeats
-    allowed); frames of different sizes are an error naming ``where``."""
-    shapes = {tuple(f.shape) for f in frames.values()}
+    allowed). A video whose resolution changes on the way (a recorded adaptive stream, a spliced
+    file) gives frames of several sizes: each is resized (bilinear, antialiased) to the size most
+    of the clip's frames have (the first one's among equals), so that one crop fits them all.
+    ``where`` names the clip in errors."""
+    shapes = Counter(tuple(frames[int(i)].shape) for i in indices)
     if len(shapes) > 1:
-        raise InputError(f'frames of {where} differ in size {sorted(shapes)}')
+        height, width, _ = shapes.most_common(1)[0][0]
+        frames = {i: f if tuple(f.shape[:2]) == (height, width) else resize_frame(f, height, width)
+                  for i, f in frames.items()}
     return torch.stack([frames[int(i)] for i in indices])
+
+
+def resize_frame(frame: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A uint8 frame ``(H, W, 3)`` resized to ``(height, width, 3)``, bilinear with antialiasing."""
+    chw = frame.permute(2, 0, 1)[None].contiguous()
+    return F.interpolate(chw, size=(height, width), mode='bilinear', antialias=True,
+                         align_corners=False)[0].permute(1, 2, 0).contiguous()
 
 
 def read_clip(source: FrameSource, indices: Sequence[int]) -> torch.Tensor:

@@ -16,6 +16,7 @@ from ops.engine.checkpoint import save_checkpoint
 from ops.models import PAN
 from ops.transforms import build_val_transform
 from reference_fill import fill_state_dict
+from test_video_reader import write_video
 
 sys.path.insert(0, str(ROOT / 'tools'))
 import online_demo  # noqa: E402
@@ -184,16 +185,7 @@ def test_tiny_frames_are_enlarged_and_a_short_video_says_why_it_has_no_predictio
         written = [f.to_ndarray(format='rgb24') for f in container.decode(video=0)]
     assert writer.factor == 32 and len(written) == 3 and written[0].shape == (32, 32, 3)
     assert abs(int(written[2][-1, -1, 1]) - 120) <= 8   # a corner away from the label: the source pixel
-    short = tmp_path / 'three.mp4'
-    with av.open(str(short), 'w') as container:
-        stream = container.add_stream('mpeg4', rate=25)
-        stream.width, stream.height, stream.pix_fmt = 48, 40, 'yuv420p'
-        for i in range(3):
-            frame = np.full((40, 48, 3), 40 * i, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    short = write_video(tmp_path / 'three.mp4', 3, 'mpeg4', size=(48, 40))
     result = online_demo.main(['--weights', files[True][0], str(short), '--no_amp'])
     assert result['predictions'] == []
     assert (f'no prediction: 3 frames made 0 segment(s) of {L} frames, and a prediction needs {T}'

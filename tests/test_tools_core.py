@@ -176,3 +176,18 @@ def test_benchmark_online_says_how_close_to_the_limit(capsys):
         line = next(ln for ln in out.splitlines()
                     if ln.startswith('mobilenetv2') and ('causal' if r['causal'] else 'bidirectional') in ln)
         assert f"{r['gflops']:.1f}" in line and f"{r['gflops'] / r['limit']:.0%}" in line
+
+
+def test_benchmark_train_row_that_does_not_fit_says_so(monkeypatch):
+    import torch
+    from tools import benchmark_train
+
+    def too_big(*args):
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory')
+    monkeypatch.setattr(benchmark_train, '_bench_config', too_big)
+    row = benchmark_train.bench_config('resnet50', 'Lite', 224, 64, 64, 8, True, False, 1, 0, torch.device('cpu'),
+                                       compiled=True)
+    assert row['oom'] and (row['arch'], row['modality'], row['precision'], row['layout']) == \
+        ('resnet50', 'Lite', 'fp32', 'channels_last')
+    line = benchmark_train.format_train_row(row, None, row)
+    assert line.split()[:5] == ['resnet50', 'Lite', 'fp32', 'channels_last', 'on'] and line.endswith('out of memory')

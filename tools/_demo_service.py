@@ -37,7 +37,7 @@ from ops.dataset_config import get_dataset_info
 from ops.deploy.streaming import is_causal
 from ops.errors import InputError
 from ops.frames.frame_stream import SegmentCutter
-from ops.frames.video_reader import VIDEO_EXTENSIONS, is_video_file
+from ops.frames.video_reader import VIDEO_EXTENSIONS, ffmpeg_reason, is_video_file
 from tools import online_demo
 from tools.demo import Classifier, checkpoint_dataset, classify_clip
 from tools.visualize_pa import colorize, normalise_map, pair_tiles, render_grid
@@ -121,9 +121,7 @@ def check_upload(path: str, limits: Limits, name: str | None = None) -> VideoFac
                 seconds = None
             width, height = stream.codec_context.width, stream.codec_context.height
     except av.FFmpegError as err:
-        # FFmpeg's reason alone: its str() adds an errno and the temporary path
-        reason = err.strerror or err
-        raise UploadError(_named(f'{name} is not a video that can be read: {reason}', path, name)) from None
+        raise UploadError(_named(f'{name} is not a video that can be read: {ffmpeg_reason(err)}', path, name)) from None
     if seconds is not None and seconds > limits.max_seconds:
         raise UploadError(f'{name}: {seconds:.1f} s of video is over the limit of {limits.max_seconds:g} s '
                           '(--max_seconds)')

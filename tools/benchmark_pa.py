@@ -197,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     devices = [torch.device(d) for d in dict.fromkeys(args.device)]
     settings = precision_grid(args.amp, args.channels_last)
     rows = []  # (method, precision, layout, frames/s, max diff from the loop relative to its max, GFLOP/s, limit)
-    pa_fps = {}  # device name -> frames/s of this PA's first row
-    flows = {}  # flow method -> frame pairs/s
+    pa_fps, loop_fps = {}, {}  # device name -> frames/s of this PA's first row, of the loop formulation
+    raft = {}  # device name -> {'RAFT small (<device>, fp32)': frame pairs/s, ...}
+    flows = {}  # OpenCV flow method (CPU) -> frame pairs/s
     for device in devices:
         name = torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'
         r = bench_pa(frames, args.n_length, args.repeats, device, settings)
@@ -209,14 +210,15 @@ def main(argv: list[str] | None = None) -> None:
                   f"{row['max_diff']:.2e} ({row['rel_diff']:.1e} of the largest PA value)")
         rows.append((f'PA, release loop formulation ({name})', 'fp32', 'default', r['loop_fps'], '',
                      r['loop']['gflops'], r['loop']['limit']))
-        pa_fps[name] = r['rows'][0]['fps']
+        pa_fps[name], loop_fps[name] = r['rows'][0]['fps'], r['loop_fps']
         print(f'[{name}] speed-up of PA ({r["rows"][0]["precision"]}, {r["rows"][0]["layout"]}) over the loop '
               f'formulation: {pa_fps[name] / r["loop_fps"]:.2f}x')
         if args.raft:
+            raft[name] = {}
             for row in bench_raft(frames, args.flow_pairs, args.repeats, device, settings):
                 label = f"RAFT {row['model']} flow, random weights ({name})"
                 rows.append((label, row['precision'], '-', row['fps'], '', None, None))
-                flows[f"RAFT {row['model']} ({name}, {row['precision']})"] = row['fps']
+                raft[name][f"RAFT {row['model']} ({name}, {row['precision']})"] = row['fps']
     if not args.no_flow:
         grey = to_gray_uint8(frames)
         for method, label in (('farneback', 'Farneback flow (OpenCV, CPU)'), ('tvl1', 'TV-L1 flow (OpenCV, CPU)')):
@@ -235,13 +237,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f'{label:<{width}}{prec:<11}{layout:<15}{fps:>10.1f}{diff:>11}{rate}')
     print()
     for name, fps_pa in pa_fps.items():
-        loop = next(r[3] for r in rows if r[0] == f'PA, release loop formulation ({name})')
-        print(f'PA ({name}) vs loop formulation ({name}): {fps_pa / loop:.2f}x')
+        print(f'PA ({name}) vs loop formulation ({name}): {fps_pa / loop_fps[name]:.2f}x')
+        for method, fps in raft.get(name, {}).items():  # RAFT against PA on the same device
+            print(f'PA ({name}) vs {method}: {fps_pa / fps:.0f}x')
         for method, fps in flows.items():
-            if method.startswith('RAFT') and f'({name},' not in method:
-                continue  # RAFT against PA on the same device only
-            where = '' if method.startswith('RAFT') else ' (CPU)'
-            print(f'PA ({name}) vs {method}{where}: {fps_pa / fps:.0f}x')
+            print(f'PA ({name}) vs {method} (CPU): {fps_pa / fps:.0f}x')
 
 
 if __name__ == '__main__':

@@ -104,10 +104,19 @@ def bench_config(arch: str, modality: str, size: int, batch: int, infer_batch: i
     ``infer_batch`` clips, the peak memory of training, the limit of the row's precision sampled
     between the timed calls, with ``compiled`` the seconds of the first training step and the first
     inference pass, and with ``profiled`` where the inference time goes
-    (:func:`tools._op_profile.profile_by_part`)."""
-    with kernel_names() if profiled else nullcontext():
-        return _bench_config(arch, modality, size, batch, infer_batch, segments, channels_last, amp, iters, warmup,
-                             device, compiled, profiled, train)
+    (:func:`tools._op_profile.profile_by_part`); ``oom`` True, and no speeds, where the
+    configuration does not fit in GPU memory."""
+    try:
+        with kernel_names() if profiled else nullcontext():
+            return {'oom': False, **_bench_config(arch, modality, size, batch, infer_batch, segments, channels_last,
+                                                  amp, iters, warmup, device, compiled, profiled, train)}
+    except torch.cuda.OutOfMemoryError:
+        precision = resolve_precision(amp, channels_last, device)
+        return {'oom': True, 'arch': arch, 'modality': modality, 'layout': precision.layout,
+                'precision': precision.name, 'compiled': compiled, 'train': None, 'infer': None}
+    finally:
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()  # what this configuration cached is the next one's
 
 
 def _bench_config(arch, modality, size, batch, infer_batch, segments, channels_last, amp, iters, warmup, device,
@@ -293,23 +302,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def run_config(config: tuple, device: torch.device) -> dict:
-    """One configuration's row (:func:`bench_config`), or an ``oom`` row where it does not fit in
-    GPU memory."""
+    """One configuration's row (:func:`bench_config`)."""
     if device.type == 'cpu':
         # a fresh process per configuration: the CPU allocator keeps what earlier
         # configurations freed, which would hide this one's peak
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-            return {'oom': False, **pool.submit(bench_config, *config).result()}
-    try:
-        return {'oom': False, **bench_config(*config)}
-    except torch.cuda.OutOfMemoryError:
-        arch, modality, *_, channels_last, amp = config[:8]
-        precision = resolve_precision(amp, channels_last, device)
-        return {'oom': True, 'arch': arch, 'modality': modality, 'layout': precision.layout,
-                'precision': precision.name, 'compiled': config[11], 'train': None, 'infer': None}
-    finally:
-        if device.type == 'cuda':
-            torch.cuda.empty_cache()
+            return pool.submit(bench_config, *config).result()
+    return bench_config(*config)
 
 
 def format_train_row(r: dict, base: dict | None, eager: dict, release: dict | None = None) -> str:

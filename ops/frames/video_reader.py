@@ -92,7 +92,7 @@ def rgb_frame(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
 
 
-def _reason(err: av.error.FFmpegError) -> str:
+def ffmpeg_reason(err: av.error.FFmpegError) -> str:
     """FFmpeg's reason alone (its str() repeats the errno and the file name the message gives)."""
     return err.strerror or str(err)
 
@@ -131,7 +131,7 @@ def _open(path: str) -> av.container.InputContainer:
     try:
         container = av.open(path)
     except av.error.FFmpegError as e:
-        raise VideoReadError(f'cannot open video {path}: {_reason(e)}') from None
+        raise VideoReadError(f'cannot open video {path}: {ffmpeg_reason(e)}') from None
     if not container.streams.video:
         container.close()
         raise VideoReadError(f'no video stream in {path}')
@@ -208,7 +208,7 @@ def build_index(path: str) -> VideoIndex:
         container.close()
     if not digests:  # damage around frames still leaves them readable; none at all is an error
         if errors:
-            raise VideoReadError(f'cannot read video {path}: {_reason(errors[0])}')
+            raise VideoReadError(f'cannot read video {path}: {ffmpeg_reason(errors[0])}')
         raise VideoReadError(f'no video frames in {path}')
     pts_trusted = all(p is not None for p in frame_pts) and all(
         b > a for a, b in pairwise(frame_pts))
@@ -329,7 +329,7 @@ class VideoReader:
             try:
                 out.update(self._read_sequential(rest))
             except av.error.FFmpegError as e:
-                raise VideoReadError(f'cannot decode video {self.path}: {_reason(e)}') from None
+                raise VideoReadError(f'cannot decode video {self.path}: {ffmpeg_reason(e)}') from None
         return {i: out[i] for i in wanted}
 
     def read_all(self) -> list[np.ndarray]:

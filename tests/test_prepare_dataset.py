@@ -280,3 +280,16 @@ def test_report_names_the_classes(tmp_path):
     grow = named_img.shape[1] - plain_img.shape[1]
     assert grow > 30 and named_img.shape[0] - plain_img.shape[0] == grow  # room for the names, both axes
     assert (named_img[60:, :grow] < 128).any()  # text beside the rows
+
+
+def test_relative_paths_get_the_same_reasons(tmp_path, capsys, monkeypatch):
+    """Run from the folder above, as the README's command is: the reasons name no path."""
+    (tmp_path / 'my_videos' / 'wave').mkdir(parents=True)
+    for name in ('a.mp4', 'b.mp4'):
+        write_video(tmp_path / 'my_videos' / 'wave' / name, 6, 'mpeg4')
+    (tmp_path / 'my_videos' / 'wave' / 'empty.mp4').write_bytes(b'')
+    monkeypatch.chdir(tmp_path)
+    assert prepare('my_videos', '--name', 'gestures', root='data') == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if 'empty.mp4' in ln)
+    assert line.strip() == ('my_videos/wave/empty.mp4: cannot be opened (cannot open video: empty file (0 bytes), '
+                            'an interrupted copy or download?)')

@@ -73,8 +73,10 @@ class ClipRejected(Exception):
 def _plain(err: BaseException, path: str) -> str:
     """An error's message without the clip's path (the report names it) and errno numbers."""
     text = str(err)
-    for named in (f": '{path}'", f' in {path}', f' {path}', f'{path}: '):
-        text = text.replace(named, '')
+    # the readers may name it absolute where the report has it relative: the longer form first
+    for where in dict.fromkeys((os.path.abspath(path), path)):
+        for named in (f": '{where}'", f' in {where}', f' {where}', f'{where}: '):
+            text = text.replace(named, '')
     return re.sub(r'\[Errno -?\d+\] ', '', text).strip()
 
 
